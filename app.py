@@ -1,0 +1,165 @@
+"""TuneLab: `python app.py` opens the web app; subcommands run headless.
+
+    python app.py                      launch the UI (see --help for host/port/auth)
+    python app.py train --config presets/cpu-demo.yaml [--set key=value ...]
+    python app.py resume --run RUN
+    python app.py chat --run RUN [--prompt TEXT]
+    python app.py eval --run RUN
+    python app.py export --run RUN [--zip] [--push REPO]
+
+Exit codes: 0 success, 1 the run failed, 2 bad input (config, data, paths),
+130 stopped with Ctrl-C (what was learned is saved).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    command = args.command or "ui"
+    try:
+        return COMMANDS[command](args)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return EXIT_STOPPED
+    except Exception as err:  # the CLI's last line of defence: one readable line, no traceback
+        from core.errors import explain
+        message, code = explain(err)
+        print(f"Error: {message}", file=sys.stderr)
+        return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="app.py", description="TuneLab: fine-tune a language model and chat with it.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ui = sub.add_parser("ui", help="launch the web app (the default)")
+    for p in (parser, ui):
+        p.add_argument("--host", default=os.environ.get("TUNELAB_HOST", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=int(os.environ.get("TUNELAB_PORT", "7860")), help="port (default 7860)")
+        p.add_argument("--auth", default=os.environ.get("TUNELAB_AUTH", ""), help="USER:PASS to require a login (or TUNELAB_AUTH)")
+        p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+        p.add_argument("--lang", default=os.environ.get("TUNELAB_LANG", "en"), choices=("en", "ko"), help="interface language")
+    train = sub.add_parser("train", help="train from a config file")
+    train.add_argument("--config", required=True, help="a YAML file of RunConfig fields, e.g. presets/cpu-demo.yaml")
+    train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override fields, e.g. max_steps=3")
+    resume = sub.add_parser("resume", help="continue an interrupted or stopped run from its last checkpoint")
+    resume.add_argument("--run", required=True)
+    chat = sub.add_parser("chat", help="ask a run's base and tuned model")
+    chat.add_argument("--run", required=True)
+    chat.add_argument("--prompt", help="one question; without it, an interactive chat")
+    chat.add_argument("--max-new-tokens", type=int, default=150)
+    ev = sub.add_parser("eval", help="held-out questions: share answered with the right fact, base vs tuned")
+    ev.add_argument("--run", required=True)
+    ev.add_argument("--limit", type=int, default=0, help="ask only the first N questions")
+    export = sub.add_parser("export", help="merge the adapter into the base and save it")
+    export.add_argument("--run", required=True)
+    export.add_argument("--zip", action="store_true", help="also write merged.zip")
+    export.add_argument("--push", metavar="REPO", help="push the merged model to this Hub repo (needs HF_TOKEN)")
+    return parser
+
+
+def cmd_ui(args) -> int:
+    from ui.launch import launch
+    return launch(host=args.host, port=args.port, auth=args.auth, share=args.share, lang=args.lang)
+
+
+def cmd_train(args) -> int:
+    from core.config import RunConfig
+    from core.job import TrainingJob
+
+    config = RunConfig.load_yaml(args.config).with_overrides(args.set)
+    return follow(TrainingJob(config, token=os.environ.get("HF_TOKEN")).start())
+
+
+def cmd_resume(args) -> int:
+    from core.job import TrainingJob
+    return follow(TrainingJob(None, token=os.environ.get("HF_TOKEN"), resume=args.run).start())
+
+
+def follow(job) -> int:
+    """Show a progress bar for a running job until it ends; Ctrl-C stops it cleanly."""
+    from tqdm import tqdm
+
+    print(f"Run: {job.name}  ({job.dir})")
+    bar, shown = None, ""
+    try:
+        while job.running:
+            time.sleep(0.5)
+            bar, shown = _draw(job.snapshot(), bar, shown)
+    except KeyboardInterrupt:
+        print("\nStopping after the current step…", file=sys.stderr)
+        job.stop()
+        job.join()
+    summary = job.snapshot()
+    _draw(summary, bar, shown)
+    if bar:
+        bar.close()
+    print(f"{summary.status}: {summary.message}")
+    return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(summary.status, EXIT_FAILED)
+
+
+def _draw(summary, bar, shown):
+    from tqdm import tqdm
+
+    if summary.progress and summary.progress != shown and bar is None:
+        print(summary.progress)
+        shown = summary.progress
+    if summary.total_steps and bar is None:
+        bar = tqdm(total=summary.total_steps, unit="step", dynamic_ncols=True)
+    if bar is not None and summary.step > bar.n:
+        log = summary.last_log
+        bar.update(summary.step - bar.n)
+        bar.set_postfix(loss=log.get("loss"), tok_s=log.get("tokens_per_sec"))
+    return bar, shown
+
+
+def cmd_chat(args) -> int:
+    from core.chat import get_chat_model
+    from core.generate import Sampling, compare, build_messages
+
+    chat = get_chat_model(args.run, progress=print)
+    sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=0.0, repetition_penalty=1.1)
+    questions = [args.prompt] if args.prompt else iter(lambda: input("\nYou> "), "")
+    for question in questions:
+        base = tuned = ""
+        for base, tuned in compare(chat.model, chat.tokenizer, build_messages([], question, chat.config.system_prompt), sampling):
+            pass
+        print(f"\n[base]  {base}\n[tuned] {tuned}")
+    return EXIT_OK
+
+
+def cmd_eval(args) -> int:
+    from core.evaluate import evaluate_run
+    report = evaluate_run(args.run, limit=args.limit, progress=print)
+    print(f"\nBase:  {report['base_correct']}/{report['total']} = {report['base_share']:.0%}")
+    print(f"Tuned: {report['tuned_correct']}/{report['total']} = {report['tuned_share']:.0%}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from core import export, runs
+
+    run = runs.run_dir(args.run)
+    merged = export.merge(run, progress=print)
+    print(f"Merged model: {merged}")
+    if args.zip:
+        print(f"Zip: {export.zip_folder(merged, run / 'merged.zip')}")
+    if args.push:
+        print(f"Pushed: {export.push_to_hub(merged, args.push, os.environ.get('HF_TOKEN'))}")
+    return EXIT_OK
+
+
+COMMANDS = {"ui": cmd_ui, "train": cmd_train, "resume": cmd_resume, "chat": cmd_chat,
+            "eval": cmd_eval, "export": cmd_export}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Held-out evaluation: does the tuned model know the facts the base does not?
+
+Each held-out question has one or more expected substrings (a name, a
+number, a date). Base and tuned answer greedily in one batched call; an
+answer counts as right when it contains an expected substring
+(case-insensitive).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from core.chat import get_chat_model
+from core.generate import Sampling, build_messages, compare
+
+DEMO_EVAL = Path(__file__).parent / "builtin" / "demo_eval.jsonl"
+
+
+def load_questions(path: Path = DEMO_EVAL) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def is_correct(answer: str, expected: list[str]) -> bool:
+    low = answer.lower()
+    return any(e.lower() in low for e in expected)
+
+
+def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int = 0,
+                 progress: Callable[[str], None] | None = None, max_new_tokens: int = 60) -> dict:
+    """{'total', 'base_correct', 'tuned_correct', 'base_share', 'tuned_share', 'rows'}."""
+    chat = get_chat_model(run_name, progress=progress)
+    questions = questions or load_questions()
+    if limit:
+        questions = questions[:limit]
+    sampling = Sampling(max_new_tokens=max_new_tokens, temperature=0.0, repetition_penalty=1.0)
+    rows = []
+    with chat.lock:
+        for i, q in enumerate(questions, 1):
+            base = tuned = ""
+            messages = build_messages([], q["question"], chat.config.system_prompt)
+            for base, tuned in compare(chat.model, chat.tokenizer, messages, sampling):
+                pass
+            rows.append({"question": q["question"], "expected": q["expected"], "base": base, "tuned": tuned,
+                         "base_ok": is_correct(base, q["expected"]), "tuned_ok": is_correct(tuned, q["expected"])})
+            if progress:
+                progress(f"[{i}/{len(questions)}] base {'✓' if rows[-1]['base_ok'] else '✗'}  "
+                         f"tuned {'✓' if rows[-1]['tuned_ok'] else '✗'}  {q['question']}")
+    total = len(rows)
+    base_ok, tuned_ok = sum(r["base_ok"] for r in rows), sum(r["tuned_ok"] for r in rows)
+    report = {"total": total, "base_correct": base_ok, "tuned_correct": tuned_ok,
+              "base_share": base_ok / total if total else 0.0, "tuned_share": tuned_ok / total if total else 0.0,
+              "rows": rows}
+    (chat.run_dir / "eval.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    return report

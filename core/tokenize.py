@@ -1,0 +1,97 @@
+"""Turning chat examples into token ids and labels, with answers-only masking.
+
+The text is always rendered by the tokenizer's own chat template. Which
+characters belong to assistant replies is found by rendering the
+conversation up to each reply (with and without the reply); tokens whose
+characters fall inside a reply carry loss, the rest get label -100. This
+works for templates without trl's `{% generation %}` markers (most of them),
+which is why it is written here instead of using `assistant_only_loss`.
+"""
+from __future__ import annotations
+
+IGNORE = -100
+
+# Used when a model has no chat template of its own (base models such as GPT-2).
+PLAIN_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
+    "{% elif m['role'] == 'user' %}### User:\n{{ m['content'] }}\n\n"
+    "{% else %}### Assistant:\n{{ m['content'] }}{{ eos_token }}\n\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}### Assistant:\n{% endif %}"
+)
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def apply_template_choice(tokenizer, choice: str) -> None:
+    """Give the tokenizer the chosen chat template ('auto' keeps the model's own)."""
+    if choice == "chatml":
+        missing = [t for t in ("<|im_start|>", "<|im_end|>") if t not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": missing})
+        tokenizer.chat_template = CHATML_TEMPLATE
+        tokenizer.eos_token = "<|im_end|>"
+    elif choice == "plain" or not tokenizer.chat_template:
+        tokenizer.chat_template = PLAIN_TEMPLATE
+
+
+def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def assistant_spans(tokenizer, messages: list[dict], full: str) -> list[tuple[int, int]]:
+    """Character ranges of `full` that hold assistant replies (with their end-of-turn marks)."""
+    spans, search_from = [], 0
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
+        through = render(tokenizer, messages[: i + 1])
+        if i and full.startswith(before) and full.startswith(through) and len(through) > len(before):
+            spans.append((len(before), len(through)))
+            search_from = len(through)
+            continue
+        # Templates that rewrite earlier turns: find the reply text itself.
+        start = full.find(message["content"], search_from)
+        if start >= 0:
+            spans.append((start, start + len(message["content"])))
+            search_from = start + len(message["content"])
+    return spans
+
+
+def encode_example(tokenizer, example: dict, max_length: int, train_on: str = "answers") -> dict:
+    """{'input_ids', 'labels', 'truncated'} for one chat (`messages`) or plain-text (`text`) example."""
+    if "text" in example:
+        ids = tokenizer(example["text"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        return _cut(ids, list(ids), max_length)
+    messages = example["messages"]
+    full = render(tokenizer, messages)
+    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    if train_on == "all":
+        return _cut(ids, list(ids), max_length)
+    spans = assistant_spans(tokenizer, messages, full)
+    labels = [tok if _inside(start, end, spans) else IGNORE for tok, (start, end) in zip(ids, offsets)]
+    return _cut(ids, labels, max_length)
+
+
+def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    if end <= start:
+        return False
+    return any(s <= start < e for s, e in spans)
+
+
+def _cut(ids: list[int], labels: list[int], max_length: int) -> dict:
+    return {"input_ids": ids[:max_length], "labels": labels[:max_length], "truncated": len(ids) > max_length}
+
+
+def chunk_text_examples(tokenizer, texts: list[str], max_length: int) -> list[dict]:
+    """Continued pretraining: concatenate texts and cut into max_length blocks."""
+    stream: list[int] = []
+    for text in texts:
+        stream += tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    blocks = [stream[i: i + max_length] for i in range(0, len(stream), max_length)]
+    return [{"input_ids": b, "labels": list(b), "truncated": False} for b in blocks if len(b) > 1]
