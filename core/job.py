@@ -57,6 +57,7 @@ class TrainingJob:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.outcome: str | None = None
+        self.owner = ""  # who started it (login name), shown when a second Start is refused
 
     # -- public API -------------------------------------------------------
     def start(self) -> "TrainingJob":
