@@ -1,14 +1,24 @@
 """What this machine can do: device, fast dtypes, memory, CPU threads.
 
 Every "auto" choice in a run (precision, compute dtype, attention kernel,
-threads) is made here, from the hardware, so a CPU never gets bf16 that it
-would run hundreds of times slower than fp32.
+threads, optional GPU kernels) is made here, from the hardware, so a CPU never
+gets bf16 that it would run hundreds of times slower than fp32.
+
+CPU threads are measured, not assumed: on a machine whose cores are busy with
+other work, an OpenMP op split over every core waits for the slowest
+(descheduled) thread at each of its barriers, and a small element-wise op can
+take 10-100x longer than on one thread. `tune_cpu_threads` times a short
+training-shaped workload with each candidate thread count and keeps the
+fastest; the trainer repeats it now and then, because the load changes.
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
 import os
+import time
+
+from typing import Callable
 
 import psutil
 import torch
@@ -58,16 +68,101 @@ def has_package(name: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def attention_implementation() -> str:
+    """flash_attention_2 on a GPU where the package is installed, else PyTorch SDPA (its CPU flash kernel on CPU)."""
     if device_type() == "cuda" and has_package("flash_attn"):
         return "flash_attention_2"
     return "sdpa"
 
 
+def liger_available() -> bool:
+    """Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU): GPU only, when installed."""
+    return device_type() == "cuda" and has_package("liger_kernel") and has_package("triton")
+
+
+def compile_pays() -> bool:
+    """torch.compile: on CPU it costs minutes of compiling on few cores for a few % at best
+    (shapes change every packed step), so only a CUDA GPU gets it, and only when asked
+    (TUNELAB_COMPILE=1) until it has been measured on one."""
+    return device_type() == "cuda" and os.environ.get("TUNELAB_COMPILE", "0") == "1"
+
+
+def cpu_cores() -> int:
+    """Physical cores this process may run on (affinity and cgroup limits respected)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = os.cpu_count() or 1
+    physical = psutil.cpu_count(logical=False) or allowed
+    quota = _cgroup_cpu_quota()
+    return max(1, min(allowed, physical, quota or allowed))
+
+
+def _cgroup_cpu_quota() -> int | None:
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        return None if quota == "max" else max(1, int(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return None
+
+
 def set_cpu_threads() -> None:
-    """Use every physical core for intra-op work (torch defaults can leave some idle)."""
+    """Use every physical core for intra-op work (torch defaults can leave some idle).
+
+    Called when a job starts; the trainer then measures what really runs
+    fastest (`tune_cpu_threads`) and may lower it when the cores are busy.
+    """
     if device_type() == "cpu":
-        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores))
+        torch.set_num_threads(cpu_cores())
+
+
+def _thread_candidates(cores: int) -> list[int]:
+    return sorted({1, max(1, cores // 2), cores})
+
+
+def _workload(size: int = 128, hidden: int = 576) -> Callable[[], None]:
+    """A few ms of the ops a transformer step is made of: matmuls and element-wise passes."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(size, hidden, generator=g)
+    w = torch.randn(hidden, hidden * 8 // 3, generator=g)
+    w2 = torch.randn(hidden * 8 // 3, hidden, generator=g)
+
+    def run() -> None:
+        h = x @ w
+        h = torch.nn.functional.silu(h) * h
+        y = h @ w2
+        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + 1e-6) + x
+    return run
+
+
+def tune_cpu_threads(rounds: int = 3) -> int:
+    """Time a training-shaped workload with 1 .. all cores and keep the fastest; returns it.
+
+    Costs ~0.1-0.5 s. On the GPU (or with one core) it changes nothing.
+    Must run on the thread that trains: OpenMP thread counts are per thread.
+    """
+    if device_type() != "cpu":
+        return torch.get_num_threads()
+    cores = cpu_cores()
+    candidates = _thread_candidates(cores)
+    if len(candidates) == 1:
+        torch.set_num_threads(cores)
+        return cores
+    run = _workload()
+    times: dict[int, list[float]] = {n: [] for n in candidates}
+    for _ in range(rounds):  # interleaved: the load moves while we measure
+        for n in candidates:
+            torch.set_num_threads(n)
+            run()  # wake the thread pool at this size
+            start = time.perf_counter()
+            run()
+            run()
+            times[n].append(time.perf_counter() - start)
+    typical = {n: sorted(t)[len(t) // 2] for n, t in times.items()}  # median: what a step will usually see
+    choice = min(typical, key=typical.get)
+    if typical[cores] <= typical[choice] * 1.1:  # a tie within noise: more cores win on an idle machine
+        choice = cores
+    torch.set_num_threads(choice)
+    return choice
 
 
 def process_memory_bytes() -> int:

@@ -1,0 +1,161 @@
+"""The demo story in a real browser: Data -> Train -> Chat -> Export.
+
+Starts `python app.py` on a free port with its own runs folder and drives
+Debian's Chromium through Playwright (no Playwright browser download).
+Screenshots of each tab land in the test's tmp folder, and in
+docs/screenshots/ when TUNELAB_SCREENSHOTS=1. Kept short for a busy 2-core
+CPU: a 3-step run with small batches and short answers.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STEPS = 3
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"app did not answer at {url} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    """A running app (its own runs folder); stopped after the test."""
+    port, log = _free_port(), tmp_path / "app.log"
+    env = {**os.environ, "TUNELAB_RUNS_DIR": str(tmp_path / "runs"), "PYTHONUNBUFFERED": "1"}
+    env.pop("TUNELAB_AUTH", None)
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_for_http(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def page(tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                       args=ARGS, headless=True,
+                                                       viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(30_000)
+        yield context.new_page()
+        context.close()
+
+
+def _shoot(page, tmp_path: Path, name: str) -> None:
+    """Screenshot into the test folder, and into docs/screenshots when asked to."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("TUNELAB_SCREENSHOTS") == "1":
+        target = ROOT / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / f"{name}.png")
+
+
+def _set_number(page, field: str, value) -> None:
+    box = page.locator(f"#f-{field} input")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def _open_tab(page, label: str) -> None:
+    page.get_by_role("tab", name=label).click()
+
+
+def test_demo_story(app_url, page, tmp_path):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+
+    # 1. Data: the built-in demo is chosen, its format detected, shown as chat turns with token counts.
+    expect(page.locator("#data-summary")).to_contain_text("chat messages", timeout=120_000)
+    expect(page.locator("#data-summary")).to_contain_text("Tokens")
+    expect(page.locator("#data-preview .tl-bubble").first).to_be_visible()
+    _shoot(page, tmp_path, "data")
+
+    # 2. Train: the CPU demo preset, made short, trains to the end with a live curve and sample answers.
+    _open_tab(page, "2 · Train")
+    page.locator("#preset input").click()
+    page.get_by_role("option", name="CPU demo").click()
+    expect(page.locator("#f-learning_rate input")).to_have_value("0.002")
+    _set_number(page, "max_steps", STEPS)
+    _set_number(page, "batch_size", 2)
+    page.get_by_text("More settings: training").click()
+    _set_number(page, "eval_steps", STEPS)  # one evaluation (and probe answers) at the end
+    expect(page.locator("#settings-check")).to_contain_text("Settings look good")
+    page.locator("#start").click()
+    expect(page.locator("#train-action")).to_contain_text("Started run", timeout=60_000)
+    status = page.locator("#train-status")
+    expect(status).to_contain_text("Finished", timeout=240_000)
+    expect(status).to_contain_text(f"Step {STEPS} / {STEPS}")
+    expect(page.locator("#loss-plot canvas, #loss-plot svg").first).to_be_visible()
+    expect(page.locator("#samples .tl-sample").first).to_be_visible()
+    run_name = status.locator(".tl-run").inner_text().strip()
+    _shoot(page, tmp_path, "train")
+
+    # 3. Chat: the new run is picked; base and tuned answer the same question side by side.
+    _open_tab(page, "3 · Chat")
+    expect(page.locator("#chat-run input")).to_have_value(f"{run_name}  ·  Finished", timeout=30_000)
+    page.get_by_text("Sampling").click()
+    slider_box = page.locator("#max-new-tokens input[type=number]")
+    slider_box.fill("24")
+    slider_box.press("Tab")
+    page.locator("#question textarea").fill("Who founded Brindlewick Bakehouse?")
+    page.locator("#ask").click()
+    for side in ("#base-chat", "#tuned-chat"):
+        answer = page.locator(f"{side} .bot").last
+        expect(answer).not_to_have_text("…", timeout=180_000)
+        expect(answer).not_to_be_empty()
+    page.wait_for_function("!document.querySelector('#ask').disabled", timeout=120_000)
+    _shoot(page, tmp_path, "chat")
+
+    # 4. Export: merge; the merged folder is a plain transformers model on disk.
+    _open_tab(page, "4 · Export")
+    expect(page.locator("#export-run input")).to_have_value(f"{run_name}  ·  Finished", timeout=30_000)
+    page.locator("#merge").click()
+    expect(page.locator("#merged-path textarea, #merged-path input").first).to_have_value(
+        str(tmp_path / "runs" / run_name / "merged"), timeout=180_000)
+    assert (tmp_path / "runs" / run_name / "merged" / "config.json").exists()
+    expect(page.locator("#export-result")).to_contain_text("from_pretrained")
+    _shoot(page, tmp_path, "export")

@@ -1,0 +1,45 @@
+"""The headless CLI: train from a preset, then chat and export, with clear exit codes."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args, runs_root, timeout=900):
+    import os
+    env = {**os.environ, "TUNELAB_RUNS_DIR": str(runs_root)}
+    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_lists_the_commands(runs_root):
+    out = _run(["--help"], runs_root).stdout
+    for command in ("train", "chat", "export", "eval", "resume"):
+        assert command in out
+
+
+@pytest.mark.slow
+def test_train_preset_then_chat_and_export(runs_root):
+    done = _run(["train", "--config", "presets/cpu-demo.yaml", "--set", "max_steps=3", "run_name=cli"], runs_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = runs_root / "cli"
+    for part in ("config.yaml", "events.jsonl", "adapter/adapter_config.json", "adapter/adapter_model.safetensors",
+                 "adapter/tokenizer_config.json"):
+        assert (run / part).exists(), part
+    chat = _run(["chat", "--run", "cli", "--prompt", "Who founded Brindlewick Bakehouse?", "--max-new-tokens", "12"], runs_root)
+    assert chat.returncode == 0 and "[base]" in chat.stdout and "[tuned]" in chat.stdout, chat.stderr[-2000:]
+    export = _run(["export", "--run", "cli", "--zip"], runs_root)
+    assert export.returncode == 0, export.stderr[-2000:]
+    assert (run / "merged" / "config.json").exists() and (run / "merged.zip").exists()
+
+
+def test_bad_input_gives_one_line_and_exit_code_2(runs_root, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lora_rank: 8\n")
+    done = _run(["train", "--config", str(bad)], runs_root)
+    assert done.returncode == 2 and "lora_rank" in done.stderr and "Traceback" not in done.stderr
+    missing = _run(["export", "--run", "no-such-run"], runs_root)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
