@@ -73,11 +73,26 @@ def cmd_ui(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.config import RunConfig
+    from core.config import ConfigError, RunConfig
     from core.job import TrainingJob
 
     config = RunConfig.load_yaml(args.config).with_overrides(args.set)
+    problems = config.validate()
+    if problems:
+        raise ConfigError(" ".join(problems))
+    if not _preflight_ok(config):
+        return EXIT_BAD_INPUT
     return follow(TrainingJob(config, token=os.environ.get("HF_TOKEN")).start())
+
+
+def _preflight_ok(config) -> bool:
+    """Print the data pre-flight report (rows, tokens, trained share); False when training would learn nothing."""
+    from core.models import load_tokenizer
+    from core.preflight import format_report, run_preflight
+
+    report = run_preflight(config, load_tokenizer(config, os.environ.get("HF_TOKEN")), os.environ.get("HF_TOKEN"))
+    print(format_report(report))
+    return bool(report["ok"])
 
 
 def cmd_resume(args) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from core.config import RunConfig
@@ -58,7 +59,7 @@ def load_examples(config: RunConfig, token: str | None = None, progress: Progres
 
 
 def _nothing_left(config: RunConfig, report: dict) -> str:
-    reasons = "; ".join(f"{n} {why}" for why, n in report["dropped"].items()) or "no usable rows"
+    reasons = "; ".join(f"{why}: {n}" for why, n in report["dropped"].items()) or "no usable rows"
     text = " ".join(report["dropped"])
     if "characters" in text and "over" in text:
         advice = "Each row should be one conversation: split very long rows, or use the 'text' format for long documents."
@@ -66,7 +67,9 @@ def _nothing_left(config: RunConfig, report: dict) -> str:
         advice = "Loosen the length filters ('min_chars', 'max_chars')."
     else:
         advice = "Check the format ('data_format') and the column settings ('prompt_column', 'response_column')."
-    return f"No training examples are left from {config.dataset} ({report['rows']} rows: {reasons}). {advice}"
+    read = f"{report['rows']} row{'' if report['rows'] == 1 else 's'} read"
+    name = Path(config.dataset).name if Path(config.dataset).exists() else config.dataset  # not the upload's temp path
+    return f"No training examples are left from {name} ({read}; dropped: {reasons}). {advice}"
 
 
 def split(examples: list, config: RunConfig) -> tuple[list, list]:

@@ -107,6 +107,10 @@ def _guess_format(sample: list[dict], columns: list[str], config: RunConfig) -> 
     text = _text_column(sample, columns, config)
     if text:
         return "markers" if _markers_in(sample, text, config) else "text"
+    named = _find(columns, CONVERSATION_COLUMNS)
+    if named:
+        raise DataError(f"The '{named}' column does not hold conversations: each value should be a list of turns "
+                        'like [{"role": "user", "content": "…"}, {"role": "assistant", "content": "…"}].')
     raise DataError(
         f"Could not tell the format from the columns {columns}. Expected a 'messages' or 'conversations' column, "
         "'instruction' and 'output', a question and an answer column (e.g. question/answer, 질문/답변), or a "
@@ -197,20 +201,24 @@ def _map_columns(fmt: str, sample: list[dict], columns: list[str], config: RunCo
     else:
         col = _text_column(sample, columns, config) or _find(columns, TEXT_COLUMNS)
         layout.columns = {"text": _require(col, fmt, "a text column (set 'prompt_column' to its name)", columns)}
-        if fmt == "markers":
-            found = _markers_in(sample, col, config)
-            if not found:
-                raise DataError(f"None of the rows contain the turn markers '{config.user_marker}' and "
-                                f"'{config.bot_marker}'. Set 'user_marker' and 'bot_marker' to the markers your "
-                                "text uses (e.g. '### Human:' and '### Assistant:'), or pick the 'text' format.")
-            layout.markers = found
-            if found != (config.user_marker, config.bot_marker):
-                layout.notes.append(f"Turn markers found: '{found[0]}' (user) and '{found[1]}' (assistant).")
     for part, col in layout.columns.items():
         if col not in columns:
             raise DataError(f"The column '{col}' (set as the {part} column) is not in the data. "
                             f"Columns are: {', '.join(map(str, columns))}.")
+    if fmt == "markers":
+        _set_markers(layout, sample, config)
     return layout
+
+
+def _set_markers(layout: Layout, sample: list[dict], config: RunConfig) -> None:
+    found = _markers_in(sample, layout.columns["text"], config)
+    if not found:
+        raise DataError(f"None of the rows contain the turn markers '{config.user_marker}' and "
+                        f"'{config.bot_marker}'. Set 'user_marker' and 'bot_marker' to the markers your "
+                        "text uses (e.g. '### Human:' and '### Assistant:'), or pick the 'text' format.")
+    layout.markers = found
+    if found != (config.user_marker, config.bot_marker):
+        layout.notes.append(f"Turn markers found: '{found[0]}' (user) and '{found[1]}' (assistant).")
 
 
 def _map_pair(layout: Layout, sample: list[dict], columns: list[str], config: RunConfig) -> None:

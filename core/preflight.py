@@ -150,7 +150,7 @@ def _warnings(report: dict, encoded: list[dict], config: RunConfig, fmt: str) ->
         out.append(f"{cut} of {n} examples ({cut / n:.0%}) are longer than max_length ({config.max_length} tokens) "
                    f"and will be cut.{lost} The longest needs {longest} tokens: raise max_length, or drop long rows "
                    "with 'max_chars'.")
-    if report["dropped"].get(ANSWER_CUT):
+    if report["dropped"].get(ANSWER_CUT) and n:
         out.append(f"{report['dropped'][ANSWER_CUT]} examples lose their whole answer to max_length and are skipped.")
     for why, k in report["dropped"].items():
         if "chat template refused" in why:
@@ -162,7 +162,7 @@ def _warnings(report: dict, encoded: list[dict], config: RunConfig, fmt: str) ->
     if 0 < n < FEW_EXAMPLES:
         out.append(f"Only {_count(n, 'training example')}: fine for a quick try, but the model will mostly memorise them "
                    "(a few hundred is a good start).")
-    lost = sum(report["dropped"].values())
+    lost = sum(k for why, k in report["dropped"].items() if why != ANSWER_CUT)  # that one has its own line
     if report["rows"] and lost > report["rows"] / 2:
         out.append(f"Most rows were dropped ({lost} of {report['rows']}). Check the format, columns and filters.")
     return out
@@ -173,7 +173,7 @@ def format_report(report: dict) -> str:
     """The pre-flight report as plain text for the CLI (`python app.py train`)."""
     lines = [f"Data: {report['rows']} rows -> {report['kept']} examples, read as {report.get('layout') or report['format_name'] or '?'}"]
     if report["dropped"]:
-        lines.append("Dropped: " + "; ".join(f"{n} {why}" for why, n in report["dropped"].items()))
+        lines.append("Dropped: " + "; ".join(f"{why}: {n}" for why, n in report["dropped"].items()))
     lines += [f"  - {step}" for step in report.get("steps", [])]
     lines += [f"  * {note}" for note in report.get("notes", [])]
     if report["examples"]:

@@ -66,6 +66,8 @@ def _load_file(path: Path, split: str) -> list[dict]:
     kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
     if builder == "csv":
         _check_csv_head(path, head, kwargs.get("delimiter", ","))
+    if builder == "json":
+        _check_json_nulls(path, head)
     if builder == "text":
         # Blank lines separate documents/conversations; without them every line is one.
         kwargs["sample_by"] = "paragraph" if b"\n\n" in head.replace(b"\r\n", b"\n") else "line"
@@ -135,6 +137,24 @@ def _check_csv_head(path: Path, head: bytes, delimiter: str) -> None:
                             f"names. Put quotes around values that contain a {sep}, or fix that line.")
 
 
+def _check_json_nulls(path: Path, head: bytes) -> None:
+    """Refuse records that are just `null`: pyarrow's JSON reader (used by datasets)
+    crashes the whole process, not with an exception, when a block starts with one."""
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        try:
+            items = json.loads(path.read_text(encoding="utf-8-sig"))
+        except ValueError:
+            return  # not valid JSON: datasets fails cleanly and _json_problem explains
+        position = next((i for i, x in enumerate(items, 1) if x is None), 0) if isinstance(items, list) else 0
+        if position:
+            raise DataError(f"{path.name}: item {position} of the list is null, not a {{...}} record. Remove it.")
+        return
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip() == b"null":
+                raise DataError(f"{path.name}, line {number}, is null, not a {{...}} record. Delete that line.")
+
+
 def _check_utf8(path: Path, head: bytes) -> None:
     try:
         head.decode("utf-8")
@@ -183,10 +203,18 @@ def _json_problem(path: Path) -> str:
     except (OSError, UnicodeDecodeError):
         return ""
     try:
-        json.loads(text)
-        return ""  # one valid JSON document: not a line problem
+        document = json.loads(text)
     except ValueError:
         pass
+    else:  # one valid JSON document that is not a table of records
+        inner = document[0] if isinstance(document, list) and document else document
+        if isinstance(inner, dict):
+            return ""
+        kind = {str: "text string", int: "number", float: "number", bool: "true/false value", list: "list"}.get(
+            type(inner), "null value")
+        what = f"a list of {kind}s" if isinstance(document, list) else f"a single {kind}"
+        return (f"{path.name} holds {what}, not records. Use a list of {{...}} objects, "
+                "or one {...} object per line (JSONL).")
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -282,7 +310,10 @@ def _rows(ds, name: str, split: str) -> list[dict]:
     if len(ds) == 0:
         raise DataError(f"{name} has no rows{f' in {split}' if split != 'train' else ''}. "
                         "Pick a file or split that holds some data.")
-    return ds.to_list()
+    try:
+        return ds.to_list()
+    except UnicodeDecodeError as err:  # pyarrow keeps invalid UTF-8 in JSON strings until they are read
+        raise DataError(_encoding_message(name, err.object[max(0, err.start - 64): err.end + 64])) from None
 
 
 def _innermost(err: BaseException) -> BaseException:

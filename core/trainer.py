@@ -181,6 +181,103 @@ class fast_attention:
         return False
 
 
+def _keep_mask(shape: torch.Size, p: float, device) -> tuple[torch.Tensor, float]:
+    """A bool dropout mask (keep with probability ~1-p) and the matching 1/keep scale.
+
+    16 random bits per element, four elements per 64-bit draw: ~4x faster than
+    `bernoulli_` on CPU, and kept as 1 byte/element instead of a float noise tensor.
+    p is rounded to 1/65536 and the scale uses the rounded value, so it stays unbiased.
+    """
+    n = math.prod(shape)
+    drop = round(p * 65536)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2**63, None)
+    mask = (bits.view(torch.int16)[:n] >= drop - 32768).view(shape)
+    return mask, 65536 / (65536 - drop)
+
+
+class _LoraDelta(torch.autograd.Function):
+    """scaling * B(A(dropout(x))) with a memory-light backward.
+
+    peft's modules keep, per adapter, the dropped-out input (4 bytes/element) and
+    the float dropout noise (4 more) for backward; this keeps the input itself
+    (the same tensor for q/k/v or gate/up, so stored once) and a 1-byte mask,
+    and redoes the cheap `x * mask` in backward. No input gradient is computed
+    where none is needed (the first layer's input).
+    """
+
+    @staticmethod
+    def forward(ctx, x, a, b, p: float, scaling: float):
+        mask, keep_scale = _keep_mask(x.shape, p, x.device) if p > 0 else (None, 1.0)
+        xd = x * mask * keep_scale if mask is not None else x
+        h = xd @ a.t()
+        ctx.save_for_backward(x, mask, h, a, b)
+        ctx.keep_scale, ctx.scaling = keep_scale, scaling
+        return h @ (b * scaling).t()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, mask, h, a, b = ctx.saved_tensors
+        g = grad.reshape(-1, grad.shape[-1]) * ctx.scaling
+        h2 = h.reshape(-1, h.shape[-1])
+        grad_b = g.t() @ h2 if ctx.needs_input_grad[2] else None
+        gh = g @ b
+        grad_a = grad_x = None
+        if ctx.needs_input_grad[1]:
+            xd = x * mask * ctx.keep_scale if mask is not None else x
+            grad_a = gh.t() @ xd.reshape(-1, xd.shape[-1])
+        if ctx.needs_input_grad[0]:
+            grad_x = (gh @ a).view(x.shape)
+            if mask is not None:
+                grad_x = grad_x * mask * ctx.keep_scale
+        return grad_x, grad_a, grad_b, None, None
+
+
+def _fast_lora_forward(self, x, *args, **kwargs):
+    """peft LoRA forward for the common case (one plain adapter, training, no autocast); else peft's own."""
+    adapters = self.active_adapters
+    name = adapters[0] if len(adapters) == 1 else None
+    if (name is None or self.disable_adapters or self.merged or kwargs or args or name not in self.lora_A
+            or name in getattr(self, "lora_variant", {}) or getattr(self, "lora_bias", {}).get(name)
+            or not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type)):
+        return type(self).forward(self, x, *args, **kwargs)
+    lora_a, lora_b = self.lora_A[name], self.lora_B[name]
+    dropout = self.lora_dropout[name]
+    p = dropout.p if isinstance(dropout, torch.nn.Dropout) and dropout.training else 0.0
+    result = self.base_layer(x)
+    delta = _LoraDelta.apply(x.to(lora_a.weight.dtype), lora_a.weight, lora_b.weight, p, self.scaling[name])
+    return result + delta.to(result.dtype)
+
+
+class fast_lora:
+    """Context: peft LoRA linears use `_fast_lora_forward` while training; removed after.
+
+    Same parameters, same state_dict, same maths (dropout included); only the
+    forward/backward bookkeeping is cheaper. Modules it does not understand keep peft's path.
+    """
+
+    def __init__(self, model):
+        self.modules = []
+        try:
+            from peft.tuners.lora import LoraLayer
+        except ImportError:
+            return
+        for module in model.modules():
+            if isinstance(module, LoraLayer) and isinstance(module, torch.nn.Module) and hasattr(module, "base_layer") \
+                    and all(isinstance(a, torch.nn.Linear) for a in module.lora_A.values()) \
+                    and "forward" not in module.__dict__:
+                self.modules.append(module)
+
+    def __enter__(self):
+        for module in self.modules:
+            module.forward = _fast_lora_forward.__get__(module)
+        return self
+
+    def __exit__(self, *exc):
+        for module in self.modules:
+            module.__dict__.pop("forward", None)
+        return False
+
+
 def apply_gpu_kernels(model) -> list[str]:
     """Liger's fused kernels on a CUDA GPU where installed; returns what was applied (empty on CPU)."""
     applied = []
@@ -260,7 +357,7 @@ class Trainer:
         self._tune_threads()
         start_step, window = self.step, _Window()
         start_time = time.time()
-        with fast_attention(self.model):
+        with fast_attention(self.model), fast_lora(self.model):
             while self.step < self.total:
                 epoch = self.step // self.per_epoch
                 batches = micro_batches(self.train_set, self.config, epoch)

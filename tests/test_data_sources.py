@@ -140,6 +140,12 @@ def _bad_files(tmp_path):
         ("blank.csv", b"\xef\xbb\xbf  \n\n", "is empty"),
         ("header_only.csv", b"question,answer\n", "has no rows"),
         ("broken.jsonl", b'{"question": "a", "answer": "b"}\n{"question": "c", "answer":\n', "line 2, is not valid JSON"),
+        # a null record crashes pyarrow's reader outright (the whole process), so it is refused first
+        ("null_first.jsonl", b'null\n{"question": "a", "answer": "b"}\n', "line 1, is null"),
+        ("null_inside.jsonl", b'{"question": "a", "answer": "b"}\n' * 8 + b"null\n", "line 9, is null"),
+        ("null_item.json", b'[{"question": "a", "answer": "b"}, null]', "item 2 of the list is null"),
+        ("str.json", b'"just text"', "holds a single text string, not records"),
+        ("deep.jsonl", b'{"messages": {"role": "user"}}\n', "'messages' column does not hold conversations"),
         ("not_records.jsonl", b'{"question": "a", "answer": "b"}\n[1, 2]\n', "line 2, holds a list"),
         ("binary.jsonl", bytes(range(256)) * 4, "binary file"),
         ("excel.csv", b"PK\x03\x04" + b"\x14\x00" * 50, "binary file"),
@@ -160,6 +166,17 @@ def test_each_bad_file_gives_a_plain_data_error(tmp_path):
             load_examples(cfg(path))
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".txt"])
+def test_a_non_utf8_part_after_the_first_64k_is_explained(tmp_path, suffix):
+    path = tmp_path / f"late{suffix}"
+    line = {".csv": "question,answer\n", ".jsonl": "", ".txt": ""}[suffix]
+    row = {".csv": "hello,world\n", ".jsonl": '{"question": "hello", "answer": "world"}\n', ".txt": "hello world\n"}[suffix]
+    late = {".csv": "안녕,세상\n", ".jsonl": '{"question": "안녕", "answer": "세상"}\n', ".txt": "안녕 세상\n"}[suffix]
+    path.write_bytes((line + row * 4000).encode() + late.encode("cp949"))
+    with pytest.raises(DataError, match="not UTF-8.*CP949"):
+        load_examples(cfg(path))
+
+
 def test_mixed_types_drop_the_bad_rows_and_say_which_column(tmp_path):
     rows = [{"instruction": "a?", "output": "b."}, {"instruction": "c?", "output": ["not", "text"]},
             {"instruction": "e?", "output": {"nested": 1}}, {"instruction": "f?", "output": 42}]
@@ -171,7 +188,7 @@ def test_mixed_types_drop_the_bad_rows_and_say_which_column(tmp_path):
 
 def test_all_rows_of_the_wrong_type_is_a_data_error(tmp_path):
     rows = [{"messages": "just a string"}, {"messages": 5}, {"messages": [1, 2]}]
-    with pytest.raises(DataError, match="No training examples are left.*3 rows.*'messages' is not a list of turns"):
+    with pytest.raises(DataError, match="left from wrong.jsonl .3 rows read; dropped: rows where 'messages' is not a list of turns: 2"):
         load_examples(cfg(write_jsonl(tmp_path / "wrong.jsonl", rows), data_format="messages"))
 
 
@@ -180,7 +197,7 @@ def test_a_huge_single_row_is_dropped_and_named(tmp_path):
     normal = [{"question": f"q{i}?", "answer": f"a{i}."} for i in range(3)]
     examples, _, report = load_examples(cfg(write_jsonl(tmp_path / "huge.jsonl", [huge] + normal)))
     assert len(examples) == 3 and report["dropped"] == {"rows over 1,000,000 characters": 1}
-    with pytest.raises(DataError, match="1 rows over 1,000,000 characters.*split very long rows"):
+    with pytest.raises(DataError, match=r"\(1 row read; dropped: rows over 1,000,000 characters: 1\). .*split very long rows"):
         load_examples(cfg(write_jsonl(tmp_path / "only_huge.jsonl", [huge])))
 
 
