@@ -9,7 +9,6 @@ accumulation (same effective batch), then with gradient checkpointing.
 """
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import threading
@@ -104,9 +103,7 @@ class TrainingJob:
             else:
                 self._fail(f"Training failed: {type(err).__name__}: {str(err)[:300]}", err)
         finally:
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            hardware.release_memory()
 
     def _fail(self, message: str, err: BaseException | None = None) -> None:
         self.outcome = "failed"
@@ -114,9 +111,7 @@ class TrainingJob:
         self.log.append("failed", message=message, detail=detail)
 
     def _smaller(self, config: RunConfig, err: BaseException) -> RunConfig:
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        hardware.release_memory()
         if config.batch_size > 1:
             new = config.replace(batch_size=config.batch_size // 2, grad_accum=config.grad_accum * 2)
             change = f"micro-batch {config.batch_size} -> {new.batch_size}, accumulation {config.grad_accum} -> {new.grad_accum}"
