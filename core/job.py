@@ -63,6 +63,7 @@ class TrainingJob:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.resuming:
             self.config.save_yaml(self.dir / "config.yaml")
+        self._progress("Preparing…")  # written before returning, so the run is listed at once
         self._thread = threading.Thread(target=self._run, name=f"train-{self.name}", daemon=True)
         self._thread.start()
         return self

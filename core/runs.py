@@ -81,6 +81,8 @@ def summarize(path: Path, active: bool = False) -> RunSummary:
         _apply(summary, event)
     summary.has_adapter = (path / "adapter" / "adapter_config.json").exists()
     summary.has_merged = (path / "merged" / "config.json").exists()
+    if summary.status == "unknown" and summary.progress:  # still preparing (loading the model or data)
+        summary.status = "running"
     if summary.status == "running" and not active:
         summary.status = "interrupted"
         summary.message = summary.message or "The app stopped while this run was training. Resume continues from the last checkpoint."

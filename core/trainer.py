@@ -201,34 +201,37 @@ class _LoraDelta(torch.autograd.Function):
     peft's modules keep, per adapter, the dropped-out input (4 bytes/element) and
     the float dropout noise (4 more) for backward; this keeps the input itself
     (the same tensor for q/k/v or gate/up, so stored once) and a 1-byte mask,
-    and redoes the cheap `x * mask` in backward. No input gradient is computed
+    and redoes the cheap masking in backward. Scales ride on the small r x d
+    matrices, never on a (tokens x d) tensor. No input gradient is computed
     where none is needed (the first layer's input).
     """
 
     @staticmethod
     def forward(ctx, x, a, b, p: float, scaling: float):
         mask, keep_scale = _keep_mask(x.shape, p, x.device) if p > 0 else (None, 1.0)
-        xd = x * mask * keep_scale if mask is not None else x
+        a = a * keep_scale if mask is not None else a  # the 1/keep scale rides on the small matrix
+        xd = torch.where(mask, x, 0.0) if mask is not None else x  # one pass, no float copy of the mask
         h = xd @ a.t()
         ctx.save_for_backward(x, mask, h, a, b)
-        ctx.keep_scale, ctx.scaling = keep_scale, scaling
+        ctx.scaling, ctx.keep_scale = scaling, keep_scale
         return h @ (b * scaling).t()
 
     @staticmethod
     def backward(ctx, grad):
-        x, mask, h, a, b = ctx.saved_tensors
-        g = grad.reshape(-1, grad.shape[-1]) * ctx.scaling
-        h2 = h.reshape(-1, h.shape[-1])
-        grad_b = g.t() @ h2 if ctx.needs_input_grad[2] else None
-        gh = g @ b
+        x, mask, h, a, b = ctx.saved_tensors  # `a` here already carries the dropout scale
+        g = grad.reshape(-1, grad.shape[-1])  # the LoRA scaling is applied to the small matrices, not to g
+        grad_b = (g.t() @ h.reshape(-1, h.shape[-1])) * ctx.scaling if ctx.needs_input_grad[2] else None
+        gh = g @ (b * ctx.scaling)
         grad_a = grad_x = None
         if ctx.needs_input_grad[1]:
-            xd = x * mask * ctx.keep_scale if mask is not None else x
+            xd = torch.where(mask, x, 0.0) if mask is not None else x
             grad_a = gh.t() @ xd.reshape(-1, xd.shape[-1])
+            if mask is not None:
+                grad_a = grad_a * ctx.keep_scale
         if ctx.needs_input_grad[0]:
             grad_x = (gh @ a).view(x.shape)
             if mask is not None:
-                grad_x = grad_x * mask * ctx.keep_scale
+                grad_x = torch.where(mask, grad_x, 0.0)
         return grad_x, grad_a, grad_b, None, None
 
 

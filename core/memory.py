@@ -1,0 +1,512 @@
+"""Peak memory and time of a run, estimated before Start; real usage while it runs.
+
+`estimate(config)` adds up what TuneLab's engine (core/trainer.py) keeps in
+memory at its peak, from the model's config (sizes read with AutoConfig,
+nothing loaded) and the run's settings:
+
+  framework     the process before any model: Python + torch + transformers (CPU),
+                or the CUDA context and allocator slack (GPU)
+  weights       every parameter in its stored precision: fp32 4 B, bf16/fp16 2 B,
+                8-bit 1 B (+ a scale per row), 4-bit 0.5 B (+ 1 absmax per 64
+                weights: fp32, or 8-bit with double quantisation); embeddings,
+                norms and the head stay in full precision
+  trainable     LoRA adapters (fp32) or, for full fine-tuning, nothing extra
+  gradients     one per trainable weight, in its precision
+  optimizer     adamw_torch / paged_adamw_32bit: 2 states of the weight's precision;
+                adamw_8bit / paged_adamw_8bit: 2 x 1 B (+ block scales); sgd: 1 (momentum)
+  activations   what autograd keeps for backward per token and layer, counted from
+                the engine's own kernels (LoRA keeps its layer input once and a
+                1-byte dropout mask; attention keeps q, k, v, out, logsumexp; the
+                MLP keeps gate, up, silu(gate), their product), for the largest
+                micro-batch (batch_size x the longest example); with gradient
+                checkpointing only each layer's input plus one layer being recomputed
+  logits        the output head and loss, only over trained positions (x3: logits,
+                log-softmax, gradient)
+  workspace     backward's temporaries for one layer
+Constants were fitted once on this CPU against measured peaks
+(bench/planner_accuracy.py prints the comparison).
+
+Time per epoch = tokens x FLOPs per token / (device FLOP/s x efficiency), with
+the device's matmul speed measured once per process (0.1 s) and efficiency
+fitted on TuneLab's engine.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from core import hardware
+from core.config import RunConfig
+
+GB = 1e9
+GIB = 2**30
+# Fitted on the embedded model on CPU (bench/planner_accuracy.py):
+CPU_FRAMEWORK_BYTES = 420e6      # python + torch + transformers + peft + tokenizers after import, resident
+GPU_FRAMEWORK_BYTES = 0.6e9      # CUDA context is outside torch's count; allocator rounding/fragmentation
+ACTIVATION_SLACK = 1.10          # allocator rounding and short-lived copies around the saved tensors
+CPU_EFFICIENCY = 0.55            # share of measured matmul speed a training step reaches (CPU)
+GPU_EFFICIENCY = 0.35            # same, GPU (small LoRA batches rarely beat ~35-40% of peak)
+ANSWER_SHARE = 0.5               # share of tokens trained on when answers-only and the data is not known yet
+
+# SmolLM2-135M-Instruct's shape: the embedded default, so the estimate works before its first conversion.
+EMBEDDED_CONFIG = dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                       num_attention_heads=9, num_key_value_heads=3, head_dim=64, vocab_size=49152,
+                       tie_word_embeddings=True)
+
+_TEXT = {
+    "en": {
+        "fits": "Fits on {device}: ~{peak} of {avail}",
+        "tight": "Fits on {device}, but tightly: ~{peak} of {avail}",
+        "no": "Does not fit on {device}: ~{peak} of {avail}",
+        "try": " — try: ",
+        "unknown": "Memory estimate not available: {reason}",
+        "epoch": " · ~{time} per epoch",
+        "advice_batch": "batch size {b} with gradient accumulation {a} (same effective batch): ~{peak}",
+        "advice_gc": "gradient checkpointing: ~{peak}",
+        "advice_qlora": "QLoRA (4-bit base model): ~{peak}",
+        "advice_8bit": "8-bit optimizer (adamw_8bit): ~{peak}",
+        "advice_len": "max length {n}: ~{peak}",
+        "advice_lora": "LoRA instead of full fine-tuning: ~{peak}",
+        "advice_all": "all of these together: ~{peak}",
+        "advice_none": "no setting here makes it fit; choose a smaller model",
+    },
+    "ko": {
+        "fits": "{device}에 들어갑니다: 약 {peak} / {avail}",
+        "tight": "{device}에 들어가지만 빠듯합니다: 약 {peak} / {avail}",
+        "no": "{device}에 들어가지 않습니다: 약 {peak} / {avail}",
+        "try": " — 다음을 시도해 보세요: ",
+        "unknown": "메모리 예상치를 낼 수 없습니다: {reason}",
+        "epoch": " · 에폭당 약 {time}",
+        "advice_batch": "배치 크기 {b}, 그래디언트 누적 {a} (실질 배치는 같음): 약 {peak}",
+        "advice_gc": "그래디언트 체크포인팅: 약 {peak}",
+        "advice_qlora": "QLoRA (4비트 기본 모델): 약 {peak}",
+        "advice_8bit": "8비트 옵티마이저 (adamw_8bit): 약 {peak}",
+        "advice_len": "최대 길이 {n}: 약 {peak}",
+        "advice_lora": "전체 미세조정 대신 LoRA: 약 {peak}",
+        "advice_all": "위 설정을 모두 함께: 약 {peak}",
+        "advice_none": "여기 있는 설정으로는 들어가지 않습니다. 더 작은 모델을 고르세요",
+    },
+}
+
+
+@dataclass
+class Estimate:
+    """Peak memory (bytes) of a run and whether it fits; `fits` is None when the model's size is unknown."""
+    peak_bytes: int | None
+    available_bytes: int
+    fits: bool | None
+    breakdown: dict = field(default_factory=dict)
+    seconds_per_epoch: float | None = None
+    advice: list = field(default_factory=list)
+    device: str = ""
+    reason: str = ""             # why the estimate is unknown
+    assumptions: list = field(default_factory=list)
+    advice_keys: list = field(default_factory=list)  # (key, params) behind `advice`, for other languages
+
+    def summary_text(self, lang: str = "en") -> str:
+        t = _TEXT.get(lang, _TEXT["en"])
+        if self.peak_bytes is None:
+            return t["unknown"].format(reason=self.reason)
+        words = dict(device=self.device, peak=_gb(self.peak_bytes), avail=_gb(self.available_bytes))
+        if not self.fits:
+            text = t["no"].format(**words)
+            tips = [_advice_text(k, p, lang) for k, p in self.advice_keys]
+            return text + (t["try"] + "; ".join(tips) if tips else "")
+        text = (t["tight"] if self.peak_bytes > 0.85 * self.available_bytes else t["fits"]).format(**words)
+        if self.seconds_per_epoch:
+            text += t["epoch"].format(time=_duration(self.seconds_per_epoch, lang))
+        return text
+
+
+def usage_bytes() -> int:
+    """Memory the running job uses now (GPU: peak allocated; CPU: resident set)."""
+    return hardware.process_memory_bytes()
+
+
+# -- the model's shape ----------------------------------------------------------
+@dataclass
+class Shape:
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied: bool
+
+    @property
+    def kv(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def q(self) -> int:
+        return self.heads * self.head_dim
+
+    def linear_shapes(self) -> list[tuple[int, int]]:
+        """(in, out) of every linear layer in one decoder layer."""
+        h, i = self.hidden, self.intermediate
+        return [(h, self.q), (h, self.kv), (h, self.kv), (self.q, h), (h, i), (h, i), (i, h)]
+
+    @property
+    def layer_linear_params(self) -> int:
+        return sum(a * b for a, b in self.linear_shapes())
+
+    @property
+    def embed_params(self) -> int:
+        return self.vocab * self.hidden
+
+    @property
+    def head_params(self) -> int:
+        return 0 if self.tied else self.vocab * self.hidden
+
+    @property
+    def other_params(self) -> int:  # norms
+        return self.layers * 2 * self.hidden + self.hidden
+
+    @property
+    def total_params(self) -> int:
+        return self.layers * self.layer_linear_params + self.embed_params + self.head_params + self.other_params
+
+
+def shape_of(model_config) -> Shape:
+    c = model_config
+    get = (lambda k, d=None: c.get(k, d)) if isinstance(c, dict) else (lambda k, d=None: getattr(c, k, d))
+    if get("text_config") is not None and get("hidden_size") is None:  # multimodal wrappers
+        return shape_of(get("text_config"))
+    hidden = get("hidden_size") or get("n_embd") or get("d_model")
+    layers = get("num_hidden_layers") or get("n_layer") or get("num_layers")
+    heads = get("num_attention_heads") or get("n_head")
+    if not (hidden and layers and heads):
+        raise ValueError("the model config has no hidden size / layer count / head count")
+    head_dim = get("head_dim") or hidden // heads
+    return Shape(hidden=hidden, intermediate=get("intermediate_size") or get("n_inner") or 4 * hidden,
+                 layers=layers, heads=heads, kv_heads=get("num_key_value_heads") or heads, head_dim=head_dim,
+                 vocab=get("vocab_size") or 32000, tied=bool(get("tie_word_embeddings", False)))
+
+
+def read_model_config(ref: str):
+    """The model's transformers config without loading weights; raises with a plain reason."""
+    from core.config import DEFAULT_MODEL
+    from core.models import EMBEDDED, cache_root, resolve
+    ref = (ref or "").strip() or DEFAULT_MODEL
+    if ref in EMBEDDED:
+        folder = cache_root() / "models" / ref.split(":", 1)[1]
+        if not (folder / "config.json").exists():
+            return dict(EMBEDDED_CONFIG)
+    from transformers import AutoConfig
+    path = resolve(ref)
+    try:
+        return AutoConfig.from_pretrained(path, local_files_only=True)
+    except Exception:
+        pass
+    if not _hub_reachable():
+        raise LookupError(f"'{ref}' is not in the local cache and the Hugging Face Hub cannot be reached, "
+                          "so its size is unknown")
+    try:
+        return AutoConfig.from_pretrained(path)
+    except Exception as err:
+        raise LookupError(f"could not read the configuration of '{ref}' (offline, or no such model): "
+                          f"{str(err).splitlines()[0][:160]}") from None
+
+
+_HUB_CHECK: dict = {}
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    """A quick TCP check (cached a minute), so an offline machine answers at once instead of after retries."""
+    import os
+    import socket
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    now = time.time()
+    if _HUB_CHECK and now - _HUB_CHECK["at"] < 60:
+        return _HUB_CHECK["ok"]
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        ok = True
+    except OSError:
+        ok = False
+    _HUB_CHECK.update(at=now, ok=ok)
+    return ok
+
+
+# -- the estimate ---------------------------------------------------------------
+def estimate(config: RunConfig, n_train_tokens: int | None = None, model_config=None, *,
+             data_stats: dict | None = None, device: str | None = None,
+             available_bytes: int | None = None) -> Estimate:
+    """Peak memory and time per epoch of `config` on this machine (or on `device`: 'cpu'/'cuda').
+
+    n_train_tokens: tokens in one epoch of training data (for the time); data_stats:
+    core.data's token statistics (length_max, trained_share, tokens) when known, which
+    replace the worst-case assumption (every example max_length long).
+    """
+    device = device or hardware.device_type()
+    available = available_bytes if available_bytes is not None else hardware.total_memory_bytes()
+    name = hardware.device_name() if device == hardware.device_type() else device.upper()
+    if model_config is None:
+        try:
+            model_config = read_model_config(config.model)
+        except Exception as err:
+            return Estimate(None, available, None, device=name, reason=str(err))
+    try:
+        shape = shape_of(model_config)
+    except (ValueError, TypeError) as err:
+        return Estimate(None, available, None, device=name, reason=f"unknown model shape ({err})")
+    breakdown, assumptions, tokens = _breakdown(config, shape, device, data_stats)
+    peak = int(sum(breakdown.values()))
+    if n_train_tokens is None and data_stats:
+        n_train_tokens = data_stats.get("tokens")
+    seconds = _seconds_per_epoch(config, shape, device, n_train_tokens, data_stats)
+    fits = peak <= available
+    result = Estimate(peak, available, fits, breakdown, seconds, device=name, assumptions=assumptions)
+    if not fits:
+        result.advice_keys = _advice(config, shape, device, data_stats, available)
+        result.advice = [_advice_text(k, p, "en") for k, p in result.advice_keys]
+    return result
+
+
+def _precision(config: RunConfig, device: str) -> str:
+    if config.precision != "auto":
+        return config.precision
+    if device == "cuda":
+        return "bf16" if (device != hardware.device_type() or hardware.cuda_bf16()) else "fp16"
+    return "fp32"
+
+
+def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> tuple[dict, list, int]:
+    precision = _precision(config, device)
+    w = 4 if precision == "fp32" else 2       # bytes of a full-precision weight
+    quant = config.effective_quantization
+    lora = config.uses_lora
+    assumptions = []
+
+    # weights
+    linear = s.layers * s.layer_linear_params
+    rest = s.embed_params + s.head_params + s.other_params
+    if quant == "4bit":
+        constants = (1 + 4 / 256) / 64 if config.double_quant else 4 / 64   # per weight
+        weights = linear * (0.5 + constants) + rest * (4 if device == "cpu" else w)
+    elif quant == "8bit":
+        weights = linear * 1 + s.layers * sum(o for _, o in s.linear_shapes()) * 4 + rest * (4 if device == "cpu" else w)
+    else:
+        weights = (linear + rest) * w
+
+    # trainable weights, gradients, optimizer states
+    if lora:
+        targets = _lora_targets(config, s)
+        trainable = config.lora_r * sum(a + b for a, b in targets) * s.layers
+        tw = 4  # peft keeps adapters in fp32
+        trainable_bytes = trainable * tw
+    else:
+        trainable, tw, trainable_bytes = s.total_params, w, 0
+    gradients = trainable * tw
+    opt = config.optimizer
+    if opt in ("adamw_8bit", "paged_adamw_8bit"):
+        optimizer = trainable * (2 + 2 * 4 / 256)  # two 8-bit states + a fp32 scale per 256-block each
+    elif opt == "sgd":
+        optimizer = trainable * tw
+    else:
+        optimizer = trainable * tw * 2
+
+    # the largest micro-batch
+    longest = config.max_length
+    if stats and stats.get("length_max"):
+        longest = min(longest, int(stats["length_max"]))
+    else:
+        assumptions.append(f"every example {config.max_length} tokens long (max length)")
+    tokens = config.batch_size * longest
+    if stats and stats.get("trained_share") is not None:
+        share = float(stats["trained_share"])
+    else:
+        share = 1.0 if config.train_on == "all" else ANSWER_SHARE
+        if config.train_on != "all":
+            assumptions.append(f"{ANSWER_SHARE:.0%} of tokens are answers (trained on)")
+    kept = tokens * share if config.packing else tokens  # padded batches run the head everywhere
+
+    a = 4 if precision == "fp32" else 2   # activation bytes
+    per_layer = _layer_activation_bytes(config, s, a, device, lora)
+    if config.gradient_checkpointing:
+        activations = tokens * (s.layers * s.hidden * a + per_layer)
+    else:
+        activations = tokens * s.layers * per_layer
+    activations *= ACTIVATION_SLACK
+    logits = kept * s.vocab * 4 * 3           # fp32 logits, log-softmax, gradient
+    if not config.packing:
+        logits += tokens * s.vocab * a        # the full (batch x width x vocab) logits before selection
+    workspace = tokens * (3 * s.intermediate + 4 * s.hidden) * a
+    framework = CPU_FRAMEWORK_BYTES if device == "cpu" else GPU_FRAMEWORK_BYTES
+    breakdown = {"framework": framework, "weights": weights, "trainable": trainable_bytes, "gradients": gradients,
+                 "optimizer": optimizer, "activations": activations, "logits": logits, "workspace": workspace}
+    return {k: int(v) for k, v in breakdown.items()}, assumptions, tokens
+
+
+def _lora_targets(config: RunConfig, s: Shape) -> list[tuple[int, int]]:
+    names = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    shapes = dict(zip(names, s.linear_shapes()))
+    wanted = config.target_modules.strip()
+    if wanted in ("all-linear", "all", ""):
+        return list(shapes.values())
+    picked = [shapes[n.strip()] for n in wanted.split(",") if n.strip() in shapes]
+    return picked or list(shapes.values())
+
+
+def _layer_activation_bytes(config: RunConfig, s: Shape, a: int, device: str, lora: bool) -> float:
+    """Bytes autograd keeps per token in one decoder layer (the engine's kernels; see module doc)."""
+    h, i = s.hidden, s.intermediate
+    floats = (
+        2 * h            # layer input (norm) + normed input (shared by q/k/v)
+        + s.q + 2 * s.kv  # rotated q, rotated k, v (attention inputs)
+        + s.q            # attention output (its own tensor) ...
+        + s.q            # ... and its transposed copy, o_proj's input
+        + 2 * h          # residual after attention (norm input) + normed (shared by gate/up)
+        + 4 * i          # gate, up, silu(gate), silu(gate) * up (down_proj's input)
+    )
+    extra = s.heads * 4  # attention logsumexp, fp32
+    if device == "cuda" and a == 2:
+        extra += 2 * h * 4  # RMSNorm computes in fp32 and keeps its fp32 input
+    if lora:
+        targets = _lora_targets(config, s)
+        extra += config.lora_r * len(targets) * 4  # the small (tokens x r) products, fp32
+        if config.lora_dropout > 0:
+            fast = device == "cpu" or _precision(config, device) == "fp32"
+            # the engine's LoRA kernel keeps a 1-byte mask per adapter; peft's (under autocast) a dropped
+            # copy of the input and a noise tensor
+            extra += sum(n for n, _ in targets) * (1 if fast else 2 * a)
+    return floats * a + extra
+
+
+def _flops_per_token(config: RunConfig, s: Shape, share: float, seq: int) -> float:
+    body = s.layers * s.layer_linear_params
+    head = s.vocab * s.hidden
+    attention = s.layers * 4 * seq / 2 * s.q  # causal: half of QK^T and AV, per token
+    forward = 2 * body + 2 * head * share + 2 * attention
+    backward = 2 * body + 2 * head * share + 4 * attention  # gradients of the activations
+    if not config.uses_lora:
+        backward += 2 * body + 2 * head * share          # and of the weights
+    recompute = 2 * body + 2 * attention if config.gradient_checkpointing else 0
+    return forward + backward + recompute
+
+
+_FLOPS: dict = {}
+
+
+def device_flops(device: str = "cpu") -> float:
+    """Measured matmul FLOP/s of this device in its training precision (re-measured after 5 minutes).
+
+    On CPU each thread count the trainer may pick is tried (busy cores make fewer
+    threads faster, see core/hardware.py) and the best is kept; the calling
+    thread's own setting is restored.
+    """
+    import torch
+    cached = _FLOPS.get(device)
+    if cached and time.time() - cached[0] < 300:
+        return cached[1]
+    if device == "cuda" and torch.cuda.is_available():
+        dtype, n, threads = (torch.bfloat16 if hardware.cuda_bf16() else torch.float16), 4096, [None]
+    else:
+        device, dtype, n = "cpu", torch.float32, 384
+        threads = hardware._thread_candidates(hardware.cpu_cores())
+    before = torch.get_num_threads()
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    try:
+        for count in threads:
+            if count:
+                torch.set_num_threads(count)
+            a @ b
+            for _ in range(2):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                for _ in range(3):
+                    a @ b
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, (time.perf_counter() - start) / 3)
+    finally:
+        torch.set_num_threads(before)
+    flops = 2 * n ** 3 / best
+    _FLOPS[device] = (time.time(), flops)
+    return flops
+
+
+def _seconds_per_epoch(config: RunConfig, s: Shape, device: str, n_tokens: int | None,
+                       stats: dict | None) -> float | None:
+    if not n_tokens or device != hardware.device_type():
+        return None
+    share = float(stats.get("trained_share", ANSWER_SHARE)) if stats else (1.0 if config.train_on == "all" else ANSWER_SHARE)
+    seq = int(stats.get("length_p50", config.max_length // 2)) if stats else config.max_length // 2
+    efficiency = CPU_EFFICIENCY if device == "cpu" else GPU_EFFICIENCY
+    slow = 1.0
+    if config.effective_quantization != "none":
+        slow = 2.0 if device == "cpu" else 1.3  # dequantising weights on every matmul
+    return n_tokens * _flops_per_token(config, s, share, seq) * slow / (device_flops(device) * efficiency)
+
+
+def _advice(config: RunConfig, s: Shape, device: str, stats: dict | None, available: int) -> list:
+    """(key, params) for changes that lower the peak, each with its own estimate, best first."""
+    def peak(c: RunConfig) -> int:
+        return int(sum(_breakdown(c, s, device, stats)[0].values()))
+
+    options = []
+    if config.batch_size > 1:
+        b = max(1, config.batch_size // 2)
+        while b > 1 and peak(config.replace(batch_size=b)) > available:
+            b //= 2
+        c = config.replace(batch_size=b, grad_accum=config.grad_accum * (config.batch_size // b))
+        options.append(("advice_batch", dict(b=b, a=c.grad_accum), c))
+    if not config.gradient_checkpointing:
+        options.append(("advice_gc", {}, config.replace(gradient_checkpointing=True)))
+    if config.method == "full":
+        options.append(("advice_lora", {}, config.replace(method="lora")))
+    if config.effective_quantization != "4bit" and hardware.has_package("bitsandbytes"):
+        options.append(("advice_qlora", {}, config.replace(method="qlora", quantization="4bit")
+                        if config.uses_lora or config.method == "full" else config))
+    if config.optimizer in ("adamw_torch", "paged_adamw_32bit") and hardware.has_package("bitsandbytes"):
+        options.append(("advice_8bit", {}, config.replace(optimizer="adamw_8bit")))
+    if config.max_length > 256:
+        n = max(128, config.max_length // 2)
+        options.append(("advice_len", dict(n=n), config.replace(max_length=n)))
+    current = peak(config)
+    scored = [(peak(c), key, params, c) for key, params, c in options]
+    scored = [x for x in scored if x[0] < current * 0.98]
+    scored.sort(key=lambda x: x[0])
+    out = [(key, {**params, "peak": p}) for p, key, params, _ in scored]
+    if scored and all(p > available for p, *_ in scored):
+        combined = config
+        for _, _, _, c in scored:
+            combined = combined.replace(**{k: v for k, v in c.to_dict().items() if v != config.to_dict()[k]})
+        p = peak(combined)
+        out.append(("advice_all", {"peak": p}) if p <= available else ("advice_none", {}))
+    return out
+
+
+def _advice_text(key: str, params: dict, lang: str) -> str:
+    t = _TEXT.get(lang, _TEXT["en"])
+    params = {k: (_gb(v) if k == "peak" else v) for k, v in params.items()}
+    return t[key].format(**params)
+
+
+def _gb(n: float) -> str:
+    """Binary units, as `free -g`, Task Manager and nvidia-smi show them (labelled GB, as they do)."""
+    if n >= 10 * GIB:
+        return f"{n / GIB:.0f} GB"
+    if n >= GIB:
+        return f"{n / GIB:.1f} GB"
+    return f"{n / 2**20:.0f} MB"
+
+
+def _duration(seconds: float, lang: str) -> str:
+    if lang == "ko":
+        if seconds < 90:
+            return f"{seconds:.0f}초"
+        if seconds < 5400:
+            return f"{seconds / 60:.0f}분"
+        return f"{seconds / 3600:.1f}시간"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,129 @@
+"""A run's summary (rebuilt from its events.jsonl) turned into what the Train tab shows.
+
+Pure functions, no gradio: the loss curve as a DataFrame, the big status
+line, the metric cards, the sample-answer strip and the past-runs table. The
+Train tab's timer calls these on `manager.summary(name)`, so every browser
+shows the same thing and nothing is drained from a queue.
+"""
+from __future__ import annotations
+
+import html
+import time
+
+import pandas as pd
+
+from core.runs import RunSummary
+from ui.strings import t
+
+STATUS_COLORS = {"running": "#1d4ed8", "preparing": "#6d28d9", "finished": "#15803d", "stopped": "#b45309",
+                 "failed": "#b91c1c", "interrupted": "#b45309", "unknown": "#475569"}
+STATUS_ICONS = {"running": "●", "preparing": "◌", "finished": "✓", "stopped": "■", "failed": "✗",
+                "interrupted": "⚠", "unknown": "·"}
+
+
+def display_status(summary: RunSummary | None, active: bool) -> str:
+    """The run's status as the page names it: a live run with no step yet is 'preparing'."""
+    if summary is None:
+        return "unknown"
+    if summary.status in ("unknown", "running") and active and not summary.logs:
+        return "preparing"
+    if summary.status == "unknown" and not active:
+        return "interrupted"  # killed while loading, before its first step
+    return summary.status
+
+
+def loss_frame(summary: RunSummary | None, lang: str = "en") -> pd.DataFrame:
+    """Columns step, loss, series: one row per logged training loss and per validation loss.
+
+    A series with no points yet gets one empty row (not drawn): gradio's LinePlot fixes its
+    colours from the series present when it is first drawn, and live updates only swap the data.
+    """
+    train, val = t("series_train", lang), t("series_val", lang)
+    rows = []
+    if summary is not None:
+        rows += [(e["step"], e["loss"], train) for e in summary.logs if e.get("loss") is not None]
+        rows += [(e["step"], e["val_loss"], val) for e in summary.evals if e.get("val_loss") is not None]
+    present = {series for _, _, series in rows}
+    rows += [(None, None, series) for series in (train, val) if series not in present]
+    frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
+    return frame.astype({"step": "Int64", "loss": "Float64", "series": "string"})
+
+
+def duration(seconds: float | None) -> str:
+    """'1:05' or '1:02:03'; '–' when unknown."""
+    if seconds is None or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def status_html(summary: RunSummary | None, active: bool, lang: str = "en") -> str:
+    """One big, coloured line: status, run name, step counter, and the run's message."""
+    state = display_status(summary, active)
+    if summary is None:
+        return f'<div class="tl-status" style="--c:{STATUS_COLORS[state]}">{t("status_unknown", lang)}</div>'
+    step = t("step_of", lang, step=summary.step, total=summary.total_steps or "?")
+    detail = summary.progress if state in ("preparing", "running") and summary.progress else summary.message
+    notices = "".join(f'<div class="tl-notice">{t("notices", lang)}: {html.escape(n)}</div>' for n in summary.notices[-2:])
+    return (f'<div class="tl-status" style="--c:{STATUS_COLORS[state]}" data-status="{state}">'
+            f'<span class="tl-badge">{STATUS_ICONS[state]} {t("status_" + state, lang)}</span>'
+            f'<span class="tl-run">{html.escape(summary.name)}</span>'
+            f'<span class="tl-step" id="tl-step">{step}</span>'
+            f'<div class="tl-detail">{html.escape(detail or "")}</div>{notices}</div>')
+
+
+def metrics_html(summary: RunSummary | None, lang: str = "en") -> str:
+    """Metric cards: loss, validation loss, learning rate, tokens/s, memory, elapsed, time left."""
+    log = summary.last_log if summary else {}
+    val = summary.evals[-1]["val_loss"] if summary and summary.evals else None
+    live = summary is not None and summary.status == "running"
+    cards = [
+        (t("m_loss", lang), _num(log.get("loss"), "{:.3f}")),
+        (t("m_val", lang), _num(val, "{:.3f}")),
+        (t("m_lr", lang), _num(log.get("lr"), "{:.2e}")),
+        (t("m_tps", lang), _num(log.get("tokens_per_sec"), "{:,.0f}")),
+        (t("m_mem", lang), _num(log.get("memory_mb") / 1024 if log.get("memory_mb") else None, "{:.1f} GB")),
+        (t("m_elapsed", lang), duration(log.get("elapsed")) if log else "–"),
+        (t("m_eta", lang), duration(log.get("eta")) if live else "–"),
+    ]
+    body = "".join(f'<div class="tl-card"><div class="tl-k">{k}</div><div class="tl-v">{v}</div></div>' for k, v in cards)
+    return f'<div class="tl-cards">{body}</div>'
+
+
+def _num(value, pattern: str) -> str:
+    return pattern.format(value) if isinstance(value, (int, float)) else "–"
+
+
+def samples_html(summary: RunSummary | None, lang: str = "en") -> str:
+    """Per probe prompt: the latest answer with its step, and the first answer to compare."""
+    if not summary or not summary.samples:
+        return f'<div class="tl-samples tl-muted">{t("samples_none", lang)}</div>'
+    first: dict[str, dict] = {}
+    latest: dict[str, dict] = {}
+    for sample in summary.samples:
+        first.setdefault(sample["prompt"], sample)
+        latest[sample["prompt"]] = sample
+    parts = []
+    for prompt, last in latest.items():
+        start = first[prompt]
+        before = "" if start is last else (f'<div class="tl-before">{t("sample_first", lang, step=start["step"])}: '
+                                           f'{html.escape(start["answer"])}</div>')
+        parts.append(f'<div class="tl-sample"><div class="tl-q">{html.escape(prompt)}</div>'
+                     f'<div class="tl-a"><b>{t("sample_step", lang, step=last["step"])}:</b> {html.escape(last["answer"])}</div>'
+                     f'{before}</div>')
+    return f'<div class="tl-samples">{"".join(parts)}</div>'
+
+
+def runs_frame(summaries: list[RunSummary], active: set[str], lang: str = "en") -> pd.DataFrame:
+    """The past-runs table, newest first."""
+    cols = [t(k, lang) for k in ("col_run", "col_status", "col_steps", "col_loss", "col_model", "col_started")]
+    rows = []
+    for s in summaries:
+        loss = s.last_log.get("loss")
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.started_at)) if s.started_at else ""
+        rows.append([s.name, t("status_" + display_status(s, s.name in active), lang),
+                     f"{s.step}/{s.total_steps}", f"{loss:.3f}" if isinstance(loss, (int, float)) else "",
+                     s.model, started])
+    return pd.DataFrame(rows, columns=cols)

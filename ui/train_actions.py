@@ -1,0 +1,170 @@
+"""What the Train tab's buttons and timer do: start, stop, resume, and redraw a run.
+
+Every redraw reads `manager.summary(name)` (the run's events.jsonl on disk),
+so a reloaded page, a second browser or a restarted app shows the same run,
+curve included. A cheap signature of the events file lets the timer skip
+redraws when nothing changed.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from core import runs
+from core.config import RunConfig
+from core.manager import Busy, JobManager
+from ui import live
+from ui.form import config_from_values, problems_of, values_from_config
+from ui.strings import t
+from ui.widgets import error_md, friendly
+
+RESUMABLE = ("interrupted", "stopped")
+
+
+def settings_check(values: dict, lang: str, data_stats: dict | None = None) -> str:
+    """Plain-language problems of the form, or OK, plus the memory/time estimate when available."""
+    problems = problems_of(values)
+    lines = [f"**{t('check_title', lang)}**"]
+    lines += [f"⚠ {p}" for p in problems] or [t("check_ok", lang)]
+    if not problems:
+        lines.append(estimate_text(config_from_values(values), lang, data_stats))
+    return "\n\n".join(lines)
+
+
+def estimate_text(config: RunConfig, lang: str, data_stats: dict | None = None) -> str:
+    """core.memory's "fits / does not fit" line, sized by the Data tab's last check; a note without it."""
+    try:
+        from core.memory import estimate
+    except ImportError:
+        return t("estimate_missing", lang)
+    try:
+        result = estimate(config, n_train_tokens=(data_stats or {}).get("tokens"), data_stats=data_stats or None)
+        # plain symbols: projector PCs and headless browsers often lack a colour-emoji font
+        mark = {True: "✓", False: "✗"}.get(getattr(result, "fits", None), "ℹ")
+        return f"{mark} **{result.summary_text(lang)}**"
+    except Exception as err:  # an estimate must never block the form
+        return f"({friendly(err)})"
+
+
+def start(manager: JobManager, values: dict, token: str, who: str, lang: str, before_start=None):
+    """(action html, run picker update): a new job, or the reason it cannot start."""
+    try:
+        config = config_from_values(values)
+        problems = config.validate()
+        if problems:
+            return error_md(t("cannot_start", lang), " ".join(problems)), gr.skip()
+        if before_start and not manager.current:
+            before_start()  # free the chat tab's model: training needs the memory
+        job = manager.start(config, token=token or None, who=who)
+    except Busy as err:
+        gr.Warning(str(err))
+        return error_md(t("cannot_start", lang), str(err)), gr.skip()
+    except Exception as err:
+        return error_md(t("cannot_start", lang), friendly(err)), gr.skip()
+    return _ok(t("started", lang, run=job.name)), run_picker(manager, lang, job.name)
+
+
+def stop(manager: JobManager, lang: str) -> str:
+    """Ask the live run to stop after its current step (it saves what it learned)."""
+    name = manager.stop()
+    return _ok(t("stopping", lang, run=name)) if name else _ok(t("nothing_running", lang))
+
+
+def resume(manager: JobManager, name: str, token: str, who: str, lang: str):
+    """(action html, run picker update): the shown run continues from its last checkpoint."""
+    try:
+        if not name or live.display_status(manager.summary(name), name in manager.active_names()) not in RESUMABLE:
+            return error_md(t("cannot_start", lang), t("resume_which", lang)), gr.skip()
+        job = manager.resume(name, token=token or None, who=who)
+    except Busy as err:
+        gr.Warning(str(err))
+        return error_md(t("cannot_start", lang), str(err)), gr.skip()
+    except Exception as err:
+        return error_md(t("cannot_start", lang), friendly(err)), gr.skip()
+    return _ok(t("resumed", lang, run=job.name)), run_picker(manager, lang, job.name)
+
+
+def _ok(message: str) -> str:
+    return f'<div class="tl-ok">{message}</div>'
+
+
+def run_picker(manager: JobManager, lang: str, value: str | None = None) -> dict:
+    """The 'run shown' dropdown: every run, newest first; keeps `value` when given."""
+    # names only: the status would go stale in the list; it is shown big below instead
+    choices = [s.name for s in manager.list_runs()]
+    if value and value not in choices:
+        choices.insert(0, value)  # a run that has just started has no events file yet
+    return gr.update(choices=choices, value=value) if value is not None else gr.update(choices=choices)
+
+
+def initial_run(manager: JobManager) -> str | None:
+    """On page load: the training run if one is live, else the newest run."""
+    if manager.current:
+        return manager.current.name
+    found = manager.list_runs()
+    return found[0].name if found else None
+
+
+def signature(manager: JobManager, name: str | None) -> str:
+    """Changes whenever the run's event log or saved outputs change."""
+    if not name:
+        return ""
+    try:
+        path = runs.run_dir(name, manager.root)
+        stat = (path / "events.jsonl").stat()
+    except (OSError, ValueError):
+        return "missing"
+    return f"{name}:{stat.st_size}:{stat.st_mtime_ns}:{name in manager.active_names()}:{(path / 'adapter').exists()}"
+
+
+def render(manager: JobManager, name: str | None, lang: str) -> tuple:
+    """(status, metrics, loss frame, samples, settings yaml) for one run."""
+    summary = None
+    if name:
+        try:
+            summary = manager.summary(name)
+        except ValueError:
+            summary = None
+    active = bool(name) and name in manager.active_names()
+    config_text = ""
+    if summary is not None and (summary.path / "config.yaml").exists():
+        config_text = (summary.path / "config.yaml").read_text(encoding="utf-8")
+    return (live.status_html(summary, active, lang), live.metrics_html(summary, lang),
+            live.loss_frame(summary, lang), live.samples_html(summary, lang), config_text)
+
+
+def run_names(manager: JobManager) -> list[str]:
+    """Names of the runs on disk, without reading their logs (cheap enough for a timer)."""
+    root = manager.root or runs.runs_root()
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "events.jsonl").exists())
+
+
+def tick(manager: JobManager, name: str | None, last: str, known: str, lang: str) -> tuple:
+    """The timer: redraw only when the run's files changed; refresh the picker when runs appear.
+
+    When a run starts elsewhere (another browser), this page switches to it.
+    """
+    names = ",".join(run_names(manager))
+    picker, follow = gr.skip(), name
+    if names != known:
+        live_job = manager.current
+        if live_job and live_job.name not in known.split(","):
+            follow = live_job.name
+        picker = run_picker(manager, lang, follow)
+    sig = signature(manager, follow)
+    if sig == last:
+        return (*(gr.skip(),) * 5, sig, names, picker)
+    return (*render(manager, follow, lang), sig, names, picker)
+
+
+def settings_of(manager: JobManager, name: str | None, lang: str, names: list[str]) -> list:
+    """Form values from a past run's config.yaml (run name cleared: a new run gets a new one)."""
+    if not name:
+        return [gr.skip()] * (len(names) + 1)
+    try:
+        values = values_from_config(RunConfig.load_yaml(runs.run_dir(name, manager.root) / "config.yaml"))
+    except Exception as err:
+        return [gr.skip()] * len(names) + [error_md(t("cannot_start", lang), friendly(err))]
+    values["run_name"] = ""
+    return [values[n] for n in names] + [_ok(t("settings_loaded", lang, run=name))]

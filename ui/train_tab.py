@@ -1,0 +1,149 @@
+"""Train tab: model, preset, the settings form, Start/Stop/Resume, and the live run.
+
+The simple view holds the settings most people change; every other RunConfig
+field is generated into accordions by section. The live part (status, loss
+curve, metrics, sample answers) is redrawn by a gr.Timer from the run's files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from core.config import DEFAULT_MODEL, RunConfig
+from core.manager import JobManager
+from ui import train_actions as act
+from ui.form import SIMPLE_FIELDS, advanced_fields, preset_choices, preset_values
+from ui.strings import field_label, t
+from ui.widgets import field_widget, form_values
+
+TICK_SECONDS = 1.5
+MODEL_CHOICES = [DEFAULT_MODEL, "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct",
+                 "meta-llama/Llama-2-7b-hf", "EleutherAI/polyglot-ko-12.8b"]
+
+
+@dataclass
+class TrainTab:
+    token: gr.Textbox
+    run_shown: gr.Dropdown
+    loaders: list  # (fn, inputs, outputs) to run on page load
+
+
+def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State, before_start=None) -> TrainTab:
+    with gr.Row():
+        preset = gr.Dropdown([(t("preset_none", lang), "")] + preset_choices(), value="", label=t("preset", lang),
+                             elem_id="preset", scale=2)
+        form["model"] = gr.Dropdown(MODEL_CHOICES, value=DEFAULT_MODEL, allow_custom_value=True, scale=2,
+                                    label=field_label("model", lang), info=RunConfig.field_info("model")["help"])
+        form["method"] = field_widget("method", lang, scale=1)
+    gr.Markdown(f"**{t('simple_settings', lang)}**")
+    for row in (SIMPLE_FIELDS[:4], SIMPLE_FIELDS[4:]):
+        with gr.Row():
+            for name in row:
+                form[name] = field_widget(name, lang)
+    check = gr.Markdown(elem_id="settings-check", elem_classes="tl-check")
+    token = _advanced(form, lang)
+    with gr.Row():
+        start = gr.Button(t("start", lang), variant="primary", size="lg", elem_id="start", scale=2)
+        stop = gr.Button(t("stop", lang), variant="stop", size="lg", elem_id="stop")
+        resume = gr.Button(t("resume", lang), variant="secondary", size="lg", elem_id="resume")
+    action = gr.HTML(elem_id="train-action")
+
+    gr.Markdown(f"### {t('live_title', lang)}")
+    with gr.Row():
+        run_shown = gr.Dropdown([], label=t("run_shown", lang), scale=4, elem_id="run-shown")
+        refresh = gr.Button(t("refresh", lang), scale=1, size="lg")
+    status = gr.HTML(elem_id="train-status")
+    metrics = gr.HTML(elem_id="train-metrics")
+    with gr.Row():
+        with gr.Column(scale=3):
+            colors = {t("series_train", lang): "#2563eb", t("series_val", lang): "#ea580c"}
+            # our own legend: gradio's sits under the x axis and gets cut off
+            gr.HTML(" ".join(f'<span class="tl-legend" style="color:{c}">━━ {name}</span>' for name, c in colors.items()))
+            plot = gr.LinePlot(x="step", y="loss", color="series", color_map=colors, colors_in_legend=[],
+                               label=t("loss_plot", lang), show_label=True, height=340, elem_id="loss-plot",
+                               x_title=t("m_step", lang), y_title=t("m_loss", lang))
+        with gr.Column(scale=2):
+            gr.Markdown(f"**{t('samples', lang)}**")
+            samples = gr.HTML(elem_id="samples")
+    with gr.Accordion(t("past_runs", lang), open=False):
+        table = gr.Dataframe(interactive=False, elem_id="runs-table", wrap=True)
+    with gr.Accordion(t("run_settings", lang), open=False):
+        settings = gr.Code(language="yaml", interactive=False, elem_id="run-settings")
+        use_settings = gr.Button(t("use_settings", lang))
+    timer = gr.Timer(TICK_SECONDS)
+    last_sig, known = gr.State(""), gr.State("")
+
+    # --- wiring ---------------------------------------------------------------
+    names, fields = list(form), list(form.values())
+    inputs = {*fields, token}
+    shown = [status, metrics, plot, samples, settings]
+
+    def on_preset(stem: str, data: dict):
+        if not stem:
+            return [gr.skip()] * len(names)
+        values = preset_values(stem, form_values(form, data))
+        return [values[n] for n in names]
+
+    preset.change(lambda stem, *vals: on_preset(stem, dict(zip(fields, vals))), [preset, *fields], fields)
+    check_settings = lambda data: act.settings_check(form_values(form, data), lang, data[data_stats])
+    gr.on([c.change for c in [*fields, data_stats]], check_settings, inputs={*fields, data_stats}, outputs=check,
+          trigger_mode="always_last", show_progress="hidden")
+
+    def on_start(data: dict, request: gr.Request):
+        return act.start(manager, form_values(form, data), data[token], _who(request), lang, before_start)
+
+    def on_resume(name: str, tok: str, request: gr.Request):
+        return act.resume(manager, name, tok, _who(request), lang)
+
+    start.click(on_start, inputs, [action, run_shown], concurrency_limit=None)
+    stop.click(lambda: act.stop(manager, lang), None, action, concurrency_limit=None)
+    resume.click(on_resume, [run_shown, token], [action, run_shown], concurrency_limit=None)
+    run_shown.change(lambda name: (*act.render(manager, name, lang), act.signature(manager, name)),
+                     run_shown, [*shown, last_sig], show_progress="hidden", concurrency_limit=None)
+    timer.tick(lambda name, sig, k: act.tick(manager, name, sig, k, lang), [run_shown, last_sig, known],
+               [*shown, last_sig, known, run_shown], show_progress="hidden", concurrency_limit=None)
+    refresh.click(lambda name: (act.run_picker(manager, lang, name), _table(manager, lang)), run_shown,
+                  [run_shown, table], concurrency_limit=None)
+    table.select(_pick_row, None, run_shown)
+    use_settings.click(lambda name: act.settings_of(manager, name, lang, names), run_shown, [*fields, action])
+
+    loaders = [(lambda: _on_load(manager, lang), None, [run_shown, table, known, *shown, last_sig]),
+               (check_settings, {*fields, data_stats}, check)]
+    return TrainTab(token=token, run_shown=run_shown, loaders=loaders)
+
+
+def _advanced(form: dict, lang: str) -> gr.Textbox:
+    """Accordions with every other RunConfig field, three to a row; returns the token box."""
+    token = None
+    for section, names in advanced_fields().items():
+        with gr.Accordion(t("advanced", lang, section=t("section_" + section, lang)), open=False):
+            if section == "model":
+                token = gr.Textbox(label=t("hf_token", lang), type="password", elem_id="hf-token")
+            for i in range(0, len(names), 3):
+                with gr.Row():
+                    for name in names[i:i + 3]:
+                        form[name] = field_widget(name, lang)
+    return token
+
+
+def _who(request: gr.Request | None) -> str:
+    """The logged-in user's name (with --auth), shown when someone else's Start is refused."""
+    return (getattr(request, "username", None) or "") if request else ""
+
+
+def _pick_row(evt: gr.SelectData):
+    row = evt.row_value or []
+    return row[0] if row else gr.skip()
+
+
+def _table(manager: JobManager, lang: str):
+    from ui.live import runs_frame
+    return runs_frame(manager.list_runs(), manager.active_names(), lang)
+
+
+def _on_load(manager: JobManager, lang: str) -> tuple:
+    """Page load: show the live run (or the newest), fill the runs table."""
+    name = act.initial_run(manager)
+    return (act.run_picker(manager, lang, name), _table(manager, lang), ",".join(act.run_names(manager)),
+            *act.render(manager, name, lang), act.signature(manager, name))

@@ -1,0 +1,67 @@
+"""Small gradio helpers shared by the tabs: generated setting widgets, run pickers, errors.
+
+Setting widgets are made from RunConfig's field metadata (type, help text,
+choices) so the advanced form never drifts from the dataclass.
+"""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from core.config import RunConfig
+from core.errors import explain
+from ui.form import widget_kind
+from ui.strings import field_label, t
+
+
+def field_widget(name: str, lang: str, value=None, **kw) -> gr.components.Component:
+    """The widget for one RunConfig field, labelled, with the field's help as its info text."""
+    info = RunConfig.field_info(name)
+    value = getattr(RunConfig(), name) if value is None else value
+    common = {"label": field_label(name, lang), "info": info["help"], "elem_id": f"f-{name}", **kw}
+    kind = widget_kind(name)
+    if kind == "dropdown":
+        return gr.Dropdown(choices=list(info["choices"]), value=value, **common)
+    if kind == "checkbox":
+        return gr.Checkbox(value=value, **common)
+    if kind == "int":
+        return gr.Number(value=value, precision=0, **common)
+    if kind == "float":
+        return gr.Number(value=value, **common)
+    if kind == "lines":
+        text = "\n".join(value) if isinstance(value, list) else value
+        return gr.Textbox(value=text, lines=3, **common)
+    return gr.Textbox(value=value, **common)
+
+
+def friendly(err: BaseException) -> str:
+    """A sentence for any error (core.errors.explain), never a traceback."""
+    return explain(err)[0]
+
+
+def error_md(title: str, message: str) -> str:
+    """A red box for the page."""
+    return f'<div class="tl-error"><b>{html.escape(title, quote=False)}:</b> {html.escape(message, quote=False)}</div>'
+
+
+def run_choices(manager, lang: str, usable_only: bool = True, base_option: bool = False) -> list[tuple[str, str]]:
+    """(label, run name) for the run pickers; usable = has an adapter or a merged model, not training."""
+    choices = [(t("base_only", lang), "")] if base_option else []
+    active = manager.active_names()
+    for s in manager.list_runs():
+        if usable_only and (s.name in active or not (s.has_adapter or s.has_merged)):
+            continue
+        choices.append((f"{s.name}  ·  {t('status_' + s.status, lang) if s.status != 'unknown' else ''}", s.name))
+    return choices
+
+
+def busy_message(manager, lang: str) -> str:
+    """A sentence when a training job is using the machine, else ''."""
+    job = manager.current
+    return t("training_busy", lang, run=job.name) if job else ""
+
+
+def form_values(form: dict, data: dict) -> dict:
+    """Setting name -> value, from the {component: value} dict gradio passes for set inputs."""
+    return {name: data[comp] for name, comp in form.items() if comp in data}
