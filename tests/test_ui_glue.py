@@ -129,8 +129,8 @@ def test_live_states_are_told_apart(tmp_path):
     assert live.display_status(summarize(path), active=False) == "interrupted"  # the app died mid-run
     loading = tmp_path / "loading"
     EventLog(loading / "events.jsonl").append("progress", message="Loading model…")
-    assert live.display_status(summarize(loading), active=True) == "preparing"
-    assert "Loading model…" in live.status_html(summarize(loading), active=True)
+    assert live.display_status(summarize(loading, active=True), active=True) == "preparing"
+    assert "Loading model…" in live.status_html(summarize(loading, active=True), active=True)
     assert live.display_status(summarize(loading), active=False) == "interrupted"
     assert live.duration(3725) == "1:02:05" and live.duration(65) == "1:05" and live.duration(None) == "–"
 

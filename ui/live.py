@@ -25,10 +25,8 @@ def display_status(summary: RunSummary | None, active: bool) -> str:
     """The run's status as the page names it: a live run with no step yet is 'preparing'."""
     if summary is None:
         return "unknown"
-    if summary.status in ("unknown", "running") and active and not summary.logs:
+    if summary.status == "running" and active and not summary.logs:
         return "preparing"
-    if summary.status == "unknown" and not active:
-        return "interrupted"  # killed while loading, before its first step
     return summary.status
 
 
