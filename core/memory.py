@@ -11,7 +11,8 @@ nothing loaded) and the run's settings:
                 weights: fp32, or 8-bit with double quantisation); embeddings,
                 norms and the head stay in full precision
   trainable     LoRA adapters (fp32) or, for full fine-tuning, nothing extra
-  gradients     one per trainable weight, in its precision
+  gradients     one per trainable weight, in its precision; for full fine-tuning only
+                the part alive at the peak (backward frees activations as it makes them)
   optimizer     adamw_torch / paged_adamw_32bit: 2 states of the weight's precision;
                 adamw_8bit / paged_adamw_8bit: 2 x 1 B (+ block scales); sgd: 1 (momentum)
   activations   what autograd keeps for backward per token and layer, counted from
@@ -23,6 +24,8 @@ nothing loaded) and the run's settings:
   logits        the output head and loss, only over trained positions (x3: logits,
                 log-softmax, gradient)
   workspace     backward's temporaries for one layer
+  checkpoint_cache  (CPU, 4/8-bit) the full-precision checkpoint's pages, read to quantize
+                and still mapped: resident, though the OS may reclaim them
 Constants were fitted once on this CPU against measured peaks
 (bench/planner_accuracy.py prints the comparison).
 
@@ -51,7 +54,7 @@ ANSWER_SHARE = 0.5               # share of tokens trained on when answers-only 
 # SmolLM2-135M-Instruct's shape: the embedded default, so the estimate works before its first conversion.
 EMBEDDED_CONFIG = dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
                        num_attention_heads=9, num_key_value_heads=3, head_dim=64, vocab_size=49152,
-                       tie_word_embeddings=True)
+                       tie_word_embeddings=True, dtype="float32")
 
 _TEXT = {
     "en": {
@@ -67,7 +70,7 @@ _TEXT = {
         "advice_8bit": "8-bit optimizer (adamw_8bit): ~{peak}",
         "advice_len": "max length {n}: ~{peak}",
         "advice_lora": "LoRA instead of full fine-tuning: ~{peak}",
-        "advice_all": "all of these together: ~{peak}",
+        "advice_all": "together, {steps}: ~{peak}",
         "advice_none": "no setting here makes it fit; choose a smaller model",
     },
     "ko": {
@@ -83,7 +86,7 @@ _TEXT = {
         "advice_8bit": "8비트 옵티마이저 (adamw_8bit): 약 {peak}",
         "advice_len": "최대 길이 {n}: 약 {peak}",
         "advice_lora": "전체 미세조정 대신 LoRA: 약 {peak}",
-        "advice_all": "위 설정을 모두 함께: 약 {peak}",
+        "advice_all": "함께 적용: {steps}: 약 {peak}",
         "advice_none": "여기 있는 설정으로는 들어가지 않습니다. 더 작은 모델을 고르세요",
     },
 }
@@ -134,6 +137,7 @@ class Shape:
     head_dim: int
     vocab: int
     tied: bool
+    dtype: str = "bfloat16"  # the checkpoint's stored precision
 
     @property
     def kv(self) -> int:
@@ -182,7 +186,8 @@ def shape_of(model_config) -> Shape:
     head_dim = get("head_dim") or hidden // heads
     return Shape(hidden=hidden, intermediate=get("intermediate_size") or get("n_inner") or 4 * hidden,
                  layers=layers, heads=heads, kv_heads=get("num_key_value_heads") or heads, head_dim=head_dim,
-                 vocab=get("vocab_size") or 32000, tied=bool(get("tie_word_embeddings", False)))
+                 vocab=get("vocab_size") or 32000, tied=bool(get("tie_word_embeddings", False)),
+                 dtype=str(get("dtype") or get("torch_dtype") or "bfloat16").replace("torch.", ""))
 
 
 def read_model_config(ref: str):
@@ -322,7 +327,9 @@ def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> 
         share = 1.0 if config.train_on == "all" else ANSWER_SHARE
         if config.train_on != "all":
             assumptions.append(f"{ANSWER_SHARE:.0%} of tokens are answers (trained on)")
-    kept = tokens * share if config.packing else tokens  # padded batches run the head everywhere
+    # Padded batches run the head over every position, but those full logits are freed before backward,
+    # where the peak is (measured: padded and packed rows of the same shape peak within 1%).
+    kept = tokens * share
 
     a = 4 if precision == "fp32" else 2   # activation bytes
     per_layer = _layer_activation_bytes(config, s, a, device, lora)
@@ -332,13 +339,25 @@ def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> 
         activations = tokens * s.layers * per_layer
     activations *= ACTIVATION_SLACK
     logits = kept * s.vocab * 4 * 3           # fp32 logits, log-softmax, gradient
-    if not config.packing:
-        logits += tokens * s.vocab * a        # the full (batch x width x vocab) logits before selection
     workspace = tokens * (3 * s.intermediate + 4 * s.hidden) * a
+    if not lora:
+        # Backward frees activations as it makes gradients: at the peak (backward's start) only the
+        # head's gradient exists, unless all gradients together outweigh what backward frees.
+        head = s.vocab * s.hidden * tw
+        gradients = head + max(0.0, gradients - head - (activations + logits + workspace))
     framework = CPU_FRAMEWORK_BYTES if device == "cpu" else GPU_FRAMEWORK_BYTES
     breakdown = {"framework": framework, "weights": weights, "trainable": trainable_bytes, "gradients": gradients,
                  "optimizer": optimizer, "activations": activations, "logits": logits, "workspace": workspace}
+    if quant != "none" and device == "cpu":
+        # The full-precision checkpoint is read to quantize it and its pages stay mapped (file cache the OS
+        # can reclaim under pressure, but counted in the process's resident memory).
+        breakdown["checkpoint_cache"] = linear * _checkpoint_bytes(s)
+        assumptions.append("the quantized layers' checkpoint pages stay in the file cache after loading")
     return {k: int(v) for k, v in breakdown.items()}, assumptions, tokens
+
+
+def _checkpoint_bytes(s: Shape) -> int:
+    return 4 if s.dtype in ("float32", "fp32") else 2
 
 
 def _lora_targets(config: RunConfig, s: Shape) -> list[tuple[int, int]]:
@@ -368,11 +387,8 @@ def _layer_activation_bytes(config: RunConfig, s: Shape, a: int, device: str, lo
     if lora:
         targets = _lora_targets(config, s)
         extra += config.lora_r * len(targets) * 4  # the small (tokens x r) products, fp32
-        if config.lora_dropout > 0:
-            fast = device == "cpu" or _precision(config, device) == "fp32"
-            # the engine's LoRA kernel keeps a 1-byte mask per adapter; peft's (under autocast) a dropped
-            # copy of the input and a noise tensor
-            extra += sum(n for n, _ in targets) * (1 if fast else 2 * a)
+        if config.lora_dropout > 0:  # the engine's LoRA kernel keeps a 1-byte dropout mask per adapter
+            extra += sum(n for n, _ in targets)
     return floats * a + extra
 
 
@@ -446,45 +462,68 @@ def _seconds_per_epoch(config: RunConfig, s: Shape, device: str, n_tokens: int |
 
 
 def _advice(config: RunConfig, s: Shape, device: str, stats: dict | None, available: int) -> list:
-    """(key, params) for changes that lower the peak, each with its own estimate, best first."""
+    """(key, params) for changes that lower the peak, each with its own estimate, best first; when no
+    single change is enough, the smallest combination that fits (or a plain 'choose a smaller model')."""
     def peak(c: RunConfig) -> int:
         return int(sum(_breakdown(c, s, device, stats)[0].values()))
 
-    options = []
-    if config.batch_size > 1:
-        b = max(1, config.batch_size // 2)
-        while b > 1 and peak(config.replace(batch_size=b)) > available:
-            b //= 2
-        c = config.replace(batch_size=b, grad_accum=config.grad_accum * (config.batch_size // b))
-        options.append(("advice_batch", dict(b=b, a=c.grad_accum), c))
+    bnb = hardware.has_package("bitsandbytes")
+    changes = []  # (key, params, settings), strongest-first for the combination
     if not config.gradient_checkpointing:
-        options.append(("advice_gc", {}, config.replace(gradient_checkpointing=True)))
+        changes.append(("advice_gc", {}, dict(gradient_checkpointing=True)))
     if config.method == "full":
-        options.append(("advice_lora", {}, config.replace(method="lora")))
-    if config.effective_quantization != "4bit" and hardware.has_package("bitsandbytes"):
-        options.append(("advice_qlora", {}, config.replace(method="qlora", quantization="4bit")
-                        if config.uses_lora or config.method == "full" else config))
-    if config.optimizer in ("adamw_torch", "paged_adamw_32bit") and hardware.has_package("bitsandbytes"):
-        options.append(("advice_8bit", {}, config.replace(optimizer="adamw_8bit")))
+        changes.append(("advice_lora", {}, dict(method="lora")))
+    if config.effective_quantization != "4bit" and bnb:
+        changes.append(("advice_qlora", {}, dict(method="qlora", quantization="4bit")))
+    if config.optimizer in ("adamw_torch", "paged_adamw_32bit") and bnb and config.method == "full":
+        changes.append(("advice_8bit", {}, dict(optimizer="adamw_8bit")))
+
+    def smaller_batch(c: RunConfig) -> tuple[dict, dict]:
+        b = max(1, c.batch_size // 2)
+        while b > 1 and peak(c.replace(batch_size=b)) > available:
+            b //= 2
+        accum = c.grad_accum * max(1, c.batch_size // b)
+        return dict(b=b, a=accum), dict(batch_size=b, grad_accum=accum)
+
+    singles = list(changes)
+    if config.batch_size > 1:
+        params, settings = smaller_batch(config)
+        singles.append(("advice_batch", params, settings))
     if config.max_length > 256:
-        n = max(128, config.max_length // 2)
-        options.append(("advice_len", dict(n=n), config.replace(max_length=n)))
+        n = max(256, config.max_length // 2)
+        singles.append(("advice_len", dict(n=n), dict(max_length=n)))
     current = peak(config)
-    scored = [(peak(c), key, params, c) for key, params, c in options]
-    scored = [x for x in scored if x[0] < current * 0.98]
-    scored.sort(key=lambda x: x[0])
-    out = [(key, {**params, "peak": p}) for p, key, params, _ in scored]
-    if scored and all(p > available for p, *_ in scored):
-        combined = config
-        for _, _, _, c in scored:
-            combined = combined.replace(**{k: v for k, v in c.to_dict().items() if v != config.to_dict()[k]})
-        p = peak(combined)
-        out.append(("advice_all", {"peak": p}) if p <= available else ("advice_none", {}))
+    scored = sorted(((peak(config.replace(**ch)), key, params) for key, params, ch in singles), key=lambda x: x[0])
+    out = [(key, {**params, "peak": p}) for p, key, params in scored if p < current * 0.98]
+    if any(p <= available for p, _, _ in scored):
+        return out
+    combined, names = config, []
+    has_qlora = any(key == "advice_qlora" for key, _, _ in changes)
+    for key, params, ch in changes:
+        if (key == "advice_lora" and has_qlora) or (key == "advice_8bit" and combined.method != "full"):
+            continue  # QLoRA is LoRA too; an adapter's optimizer state is already small
+        combined = combined.replace(**ch)
+        names.append((key, params))
+        if peak(combined) <= available:
+            break
+    while peak(combined) > available and combined.batch_size > 1:
+        params, settings = smaller_batch(combined)
+        combined = combined.replace(**settings)
+        names = [n for n in names if n[0] != "advice_batch"] + [("advice_batch", params)]
+    while peak(combined) > available and combined.max_length > 256:
+        n = max(256, combined.max_length // 2)
+        combined = combined.replace(max_length=n)
+        names = [x for x in names if x[0] != "advice_len"] + [("advice_len", dict(n=n))]
+    p = peak(combined)
+    out.append(("advice_all", {"steps": names, "peak": p}) if p <= available else ("advice_none", {}))
     return out
 
 
 def _advice_text(key: str, params: dict, lang: str) -> str:
     t = _TEXT.get(lang, _TEXT["en"])
+    if key == "advice_all":
+        steps = " + ".join(_advice_text(k, {**p, "peak": 0}, lang).split(":")[0] for k, p in params["steps"])
+        return t[key].format(steps=steps, peak=_gb(params["peak"]))
     params = {k: (_gb(v) if k == "peak" else v) for k, v in params.items()}
     return t[key].format(**params)
 

@@ -9,11 +9,16 @@ layer over every prompt token, pads batches and logs extra metrics each step
   example's slice, or flash-attention's varlen kernel on a GPU), instead of one
   masked attention over the whole row that would do ~L^2 work, mostly masked,
 - runs the output head only where a label is trained on (`logits_to_keep`),
+- runs LoRA adapters through one autograd function (`_LoraDelta`): dropout
+  masks from 16-bit random draws kept as 1 byte, the layer input kept once
+  for q/k/v and gate/up, scales folded into the small matrices,
 - normalises the loss by trained tokens over the whole accumulated step,
 - picks its speed settings from the hardware: CPU threads measured against
   the machine's current load (re-measured every minute), fused AdamW, Liger
   kernels / torch.compile on a GPU where installed or asked for,
 - keeps per-step extras off the clock: tokens/s counts training time only,
+- on CPU, has big tensors unmapped when freed (see hardware.return_freed_memory):
+  a third less peak memory, and a peak that the planner can predict,
 - checks the stop flag after every micro-batch and checkpoints resumably.
 """
 from __future__ import annotations
@@ -125,14 +130,16 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     cu = kwargs.get("cu_seq_lens_q")
-    if cu is None or query.shape[0] != 1 or query.shape[2] != key.shape[2] or query.shape[2] < 2:
+    if (cu is None or query.shape[0] != 1 or query.shape[2] != key.shape[2] or query.shape[2] < 2
+            or int(cu[-1]) != query.shape[2] or bool((cu[1:] <= cu[:-1]).any())):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     borders = cu.tolist()
+    sizes = [b - a for a, b in zip(borders, borders[1:])]
     gqa = query.shape[1] != key.shape[1]
-    outs = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout_p=dropout,
-                                           scale=scaling, is_causal=True, enable_gqa=gqa)
-            for a, b in zip(borders, borders[1:]) if b > a]
+    # split, not slicing: split's backward is one cat, a slice's is a zero-filled full-size tensor per example
+    outs = [F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
+            for q, k, v in zip(query.split(sizes, dim=2), key.split(sizes, dim=2), value.split(sizes, dim=2))]
     out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     return out.transpose(1, 2).contiguous(), None
 
@@ -210,7 +217,7 @@ class _LoraDelta(torch.autograd.Function):
     def forward(ctx, x, a, b, p: float, scaling: float):
         mask, keep_scale = _keep_mask(x.shape, p, x.device) if p > 0 else (None, 1.0)
         a = a * keep_scale if mask is not None else a  # the 1/keep scale rides on the small matrix
-        xd = torch.where(mask, x, 0.0) if mask is not None else x  # one pass, no float copy of the mask
+        xd = torch.where(mask, x, x.new_zeros(())) if mask is not None else x  # one pass, no float copy of the mask
         h = xd @ a.t()
         ctx.save_for_backward(x, mask, h, a, b)
         ctx.scaling, ctx.keep_scale = scaling, keep_scale
@@ -224,30 +231,41 @@ class _LoraDelta(torch.autograd.Function):
         gh = g @ (b * ctx.scaling)
         grad_a = grad_x = None
         if ctx.needs_input_grad[1]:
-            xd = torch.where(mask, x, 0.0) if mask is not None else x
+            xd = torch.where(mask, x, x.new_zeros(())) if mask is not None else x
             grad_a = gh.t() @ xd.reshape(-1, xd.shape[-1])
             if mask is not None:
                 grad_a = grad_a * ctx.keep_scale
         if ctx.needs_input_grad[0]:
             grad_x = (gh @ a).view(x.shape)
             if mask is not None:
-                grad_x = torch.where(mask, grad_x, 0.0)
+                grad_x = torch.where(mask, grad_x, grad_x.new_zeros(()))
         return grad_x, grad_a, grad_b, None, None
 
 
 def _fast_lora_forward(self, x, *args, **kwargs):
-    """peft LoRA forward for the common case (one plain adapter, training, no autocast); else peft's own."""
+    """peft LoRA forward for the common case (one plain adapter, with gradients); else peft's own.
+
+    Under autocast (GPU, bf16/fp16) the small adapter matrices are cast to the
+    autocast dtype instead of the (tokens x d) input to fp32, so the input is
+    still kept once, in its own dtype (peft keeps a cast copy per adapter).
+    """
     adapters = self.active_adapters
     name = adapters[0] if len(adapters) == 1 else None
     if (name is None or self.disable_adapters or self.merged or kwargs or args or name not in self.lora_A
             or name in getattr(self, "lora_variant", {}) or getattr(self, "lora_bias", {}).get(name)
-            or not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type)):
+            or not torch.is_grad_enabled()):
         return type(self).forward(self, x, *args, **kwargs)
     lora_a, lora_b = self.lora_A[name], self.lora_B[name]
     dropout = self.lora_dropout[name]
     p = dropout.p if isinstance(dropout, torch.nn.Dropout) and dropout.training else 0.0
     result = self.base_layer(x)
-    delta = _LoraDelta.apply(x.to(lora_a.weight.dtype), lora_a.weight, lora_b.weight, p, self.scaling[name])
+    kind = x.device.type
+    if torch.is_autocast_enabled(kind):
+        dtype = torch.get_autocast_dtype(kind)
+        a, b = lora_a.weight.to(dtype), lora_b.weight.to(dtype)
+        delta = _LoraDelta.apply(x.to(dtype), a, b, p, self.scaling[name])
+    else:
+        delta = _LoraDelta.apply(x.to(lora_a.weight.dtype), lora_a.weight, lora_b.weight, p, self.scaling[name])
     return result + delta.to(result.dtype)
 
 
@@ -334,6 +352,8 @@ class Trainer:
         self.log, self.run_dir, self.stop_event, self.probe = log, run_dir, stop_event, probe
         self.device = next(model.parameters()).device.type
         self.kernels = apply_gpu_kernels(model) if self.device == "cuda" else []
+        if self.device == "cpu" and hardware.return_freed_memory():
+            self.kernels.append("malloc: 1 MB mmap threshold")
         if hardware.compile_pays():
             self.kernels += compile_layers(model)
         self.params = [p for p in model.parameters() if p.requires_grad]

@@ -210,3 +210,41 @@ def test_open_host_warns_and_auth_asks_for_login(page, tmp_path):
                 expect(page.get_by_text("Incorrect Credentials")).to_be_visible(timeout=30_000)
         expect(page.locator("#data-summary")).to_contain_text("chat messages", timeout=120_000)
         expect(page.locator("#security-banner")).to_have_count(0)
+
+
+def test_closed_browser_does_not_stop_training_and_a_new_one_sees_the_whole_curve(app_url, page, tmp_path):
+    """Close the tab mid-run: training goes on; a fresh browser shows the run, its curve so far, and can stop it."""
+    from playwright.sync_api import expect
+
+    from core.runs import summarize
+
+    page.goto(app_url)
+    _open_tab(page, "2 · Train")
+    expect(page.locator("#settings-check")).to_contain_text("Settings look good", timeout=120_000)
+    _set_number(page, "max_steps", 400)
+    _set_number(page, "batch_size", 2)
+    page.locator("#start").click()
+    expect(page.locator("#train-action")).to_contain_text("Started run", timeout=60_000)
+    run_name = page.locator("#run-shown input").input_value().strip()
+    run_dir = tmp_path / "runs" / run_name
+    page.close()  # the browser goes away mid-run
+
+    deadline = time.time() + 240
+    while time.time() < deadline and summarize(run_dir, active=True).step < 3:
+        time.sleep(1)
+    steps_while_closed = summarize(run_dir, active=True).step
+    assert steps_while_closed >= 3, "training did not go on without a browser"
+
+    fresh = page.context.new_page()
+    fresh.goto(app_url)
+    _open_tab(fresh, "2 · Train")
+    status = fresh.locator("#train-status")
+    expect(status).to_contain_text("Training", timeout=60_000)
+    expect(status).to_contain_text(run_name)
+    line = fresh.locator('#loss-plot svg path[aria-roledescription="line mark"]').first
+    expect(line).to_be_visible(timeout=60_000)  # the curve from before the reopen is there
+    fresh.locator("#stop").click()
+    expect(status).to_contain_text("Stopped", timeout=240_000)
+    stopped = summarize(run_dir)
+    assert stopped.status == "stopped" and stopped.step >= steps_while_closed
+    assert (run_dir / "adapter" / "adapter_config.json").exists()
