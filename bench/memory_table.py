@@ -70,8 +70,8 @@ def main() -> None:
         plan.insert(4, (BF16, dict(FULL, precision="bf16")))
     model_dir = gpu_model_folder(gpu_model) if gpu_model else None
     for label, changes in plan:
-        config = RunConfig().replace(max_length=LENGTH, batch_size=BATCH, **changes,
-                                     **({"model": model_dir} if model_dir else {}))
+        config = RunConfig().replace(**{"max_length": LENGTH, "batch_size": BATCH, **changes,
+                                        **({"model": model_dir} if model_dir else {})})
         start = time.time()
         if label == BF16 and not gpu_model:
             # The engine refuses bf16 on a CPU (validation), so the textbook loop measures it, full fine-tune.

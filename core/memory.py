@@ -341,10 +341,15 @@ def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> 
     logits = kept * s.vocab * 4 * 3           # fp32 logits, log-softmax, gradient
     workspace = tokens * (3 * s.intermediate + 4 * s.hidden) * a
     if not lora:
-        # Backward frees activations as it makes gradients: at the peak (backward's start) only the
-        # head's gradient exists, unless all gradients together outweigh what backward frees.
+        # Backward frees activations as it makes gradients. Its start holds every activation, the logits'
+        # gradients and the head's gradient; its end holds every gradient (a tied embedding's twice,
+        # briefly) and, with checkpointing, the last recomputed layer and its gradients. The peak is the
+        # larger; `gradients` is what it adds on top of activations + logits + workspace.
         head = s.vocab * s.hidden * tw
-        gradients = head + max(0.0, gradients - head - (activations + logits + workspace))
+        recomputed = 2 * tokens * per_layer if config.gradient_checkpointing else 0.0
+        start = activations + logits + workspace + head
+        end = gradients + head + recomputed + workspace
+        gradients = max(start, end) - (activations + logits + workspace)
     framework = CPU_FRAMEWORK_BYTES if device == "cpu" else GPU_FRAMEWORK_BYTES
     breakdown = {"framework": framework, "weights": weights, "trainable": trainable_bytes, "gradients": gradients,
                  "optimizer": optimizer, "activations": activations, "logits": logits, "workspace": workspace}

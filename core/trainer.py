@@ -46,6 +46,7 @@ from core.tokenize import IGNORE
 KEEP_CHECKPOINTS = 2
 RETUNE_THREADS_EVERY_S = 60.0
 PACKED_ATTENTION = "tunelab_packed_sdpa"
+MAX_CUDA_SEGMENTS = 32  # more packed examples than this in a row: one masked SDPA call instead
 
 
 class StopRequested(Exception):
@@ -85,6 +86,7 @@ def collate(batch: list[dict], config: RunConfig, device: str) -> dict:
             positions += range(n)
             borders.append(borders[-1] + n)
         cu = torch.tensor(borders, dtype=torch.int32, device=device)
+        cu.example_sizes = [b - a for a, b in zip(borders, borders[1:])]
         longest = max(b - a for a, b in zip(borders, borders[1:]))
         return {"input_ids": torch.tensor([ids], device=device),
                 "position_ids": torch.tensor([positions], device=device),
@@ -130,12 +132,17 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     cu = kwargs.get("cu_seq_lens_q")
-    if (cu is None or query.shape[0] != 1 or query.shape[2] != key.shape[2] or query.shape[2] < 2
-            or int(cu[-1]) != query.shape[2] or bool((cu[1:] <= cu[:-1]).any())):
+    sizes = None
+    if cu is not None and query.shape[0] == 1 and query.shape[2] == key.shape[2] > 1:
+        sizes = getattr(cu, "example_sizes", None)  # set by collate: no device sync per layer
+        if sizes is None:
+            borders = cu.tolist()
+            sizes = [b - a for a, b in zip(borders, borders[1:])]
+        if sum(sizes) != query.shape[2] or min(sizes) < 1 or (query.is_cuda and len(sizes) > MAX_CUDA_SEGMENTS):
+            sizes = None  # not this row's borders, or so many examples that kernel launches would dominate
+    if sizes is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    borders = cu.tolist()
-    sizes = [b - a for a, b in zip(borders, borders[1:])]
     gqa = query.shape[1] != key.shape[1]
     # split, not slicing: split's backward is one cat, a slice's is a zero-filled full-size tensor per example
     outs = [F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
