@@ -12,7 +12,8 @@ nothing loaded) and the run's settings:
                 norms and the head stay in full precision
   trainable     LoRA adapters (fp32) or, for full fine-tuning, nothing extra
   gradients     one per trainable weight, in its precision; for full fine-tuning only
-                the part alive at the peak (backward frees activations as it makes them)
+                the part alive at the peak (backward frees activations as it makes them;
+                with accumulation the earlier micro-batches' gradients stay alive)
   optimizer     adamw_torch / paged_adamw_32bit: 2 states of the weight's precision;
                 adamw_8bit / paged_adamw_8bit: 2 x 1 B (+ block scales); sgd: 1 (momentum)
   activations   what autograd keeps for backward per token and layer, counted from
@@ -347,7 +348,9 @@ def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> 
         # larger; `gradients` is what it adds on top of activations + logits + workspace.
         head = s.vocab * s.hidden * tw
         recomputed = 2 * tokens * per_layer if config.gradient_checkpointing else 0.0
-        start = activations + logits + workspace + head
+        # with accumulation, the previous micro-batches' gradients stay alive through the next forward
+        carried = gradients if config.grad_accum > 1 else 0.0
+        start = activations + logits + workspace + head + carried
         end = gradients + head + recomputed + workspace
         gradients = max(start, end) - (activations + logits + workspace)
     framework = CPU_FRAMEWORK_BYTES if device == "cpu" else GPU_FRAMEWORK_BYTES
@@ -462,7 +465,7 @@ def _seconds_per_epoch(config: RunConfig, s: Shape, device: str, n_tokens: int |
     efficiency = CPU_EFFICIENCY if device == "cpu" else GPU_EFFICIENCY
     slow = 1.0
     if config.effective_quantization != "none":
-        slow = 2.0 if device == "cpu" else 1.3  # dequantising weights on every matmul
+        slow = 1.1 if device == "cpu" else 1.3  # dequantising weights on every matmul (measured ~free on CPU)
     return n_tokens * _flops_per_token(config, s, share, seq) * slow / (device_flops(device) * efficiency)
 
 
