@@ -1,7 +1,8 @@
 """Held-out evaluation: does the tuned model know the facts the base does not?
 
 Each held-out question has one or more expected substrings (a name, a
-number, a date). Base and tuned answer greedily in one batched call; an
+number, a date). Base and tuned answer greedily, several questions per
+batched `generate` call (the adapter switched off for the base); an
 answer counts as right when it contains an expected substring
 (case-insensitive).
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.chat import get_chat_model
-from core.generate import Sampling, build_messages, compare
+from core.generate import BASE, Sampling, answer_batch, build_messages
 
 DEMO_EVAL = Path(__file__).parent / "builtin" / "demo_eval.jsonl"
 
@@ -27,25 +28,28 @@ def is_correct(answer: str, expected: list[str]) -> bool:
 
 
 def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int = 0,
-                 progress: Callable[[str], None] | None = None, max_new_tokens: int = 60) -> dict:
+                 progress: Callable[[str], None] | None = None, max_new_tokens: int = 60,
+                 batch_size: int = 8) -> dict:
     """{'total', 'base_correct', 'tuned_correct', 'base_share', 'tuned_share', 'rows'}."""
     chat = get_chat_model(run_name, progress=progress)
     questions = questions or load_questions()
     if limit:
         questions = questions[:limit]
     sampling = Sampling(max_new_tokens=max_new_tokens, temperature=0.0, repetition_penalty=1.0)
+    ask_base = _base_asker(chat, sampling, progress)
     rows = []
     with chat.lock:
-        for i, q in enumerate(questions, 1):
-            base = tuned = ""
-            messages = build_messages([], q["question"], chat.config.system_prompt)
-            for base, tuned in compare(chat.model, chat.tokenizer, messages, sampling):
-                pass
-            rows.append({"question": q["question"], "expected": q["expected"], "base": base, "tuned": tuned,
-                         "base_ok": is_correct(base, q["expected"]), "tuned_ok": is_correct(tuned, q["expected"])})
-            if progress:
-                progress(f"[{i}/{len(questions)}] base {'✓' if rows[-1]['base_ok'] else '✗'}  "
-                         f"tuned {'✓' if rows[-1]['tuned_ok'] else '✗'}  {q['question']}")
+        for first in range(0, len(questions), batch_size):
+            chunk = questions[first:first + batch_size]
+            conversations = [build_messages([], q["question"], chat.config.system_prompt) for q in chunk]
+            tuned, base = answer_batch(chat.model, chat.tokenizer, conversations, ["default"] * len(chunk), sampling), \
+                ask_base(conversations)
+            for q, b, t in zip(chunk, base, tuned):
+                rows.append({"question": q["question"], "expected": q["expected"], "base": b, "tuned": t,
+                             "base_ok": is_correct(b, q["expected"]), "tuned_ok": is_correct(t, q["expected"])})
+                if progress:
+                    progress(f"[{len(rows)}/{len(questions)}] base {'✓' if rows[-1]['base_ok'] else '✗'}  "
+                             f"tuned {'✓' if rows[-1]['tuned_ok'] else '✗'}  {q['question']}")
     total = len(rows)
     base_ok, tuned_ok = sum(r["base_ok"] for r in rows), sum(r["tuned_ok"] for r in rows)
     report = {"total": total, "base_correct": base_ok, "tuned_correct": tuned_ok,
@@ -53,3 +57,14 @@ def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int 
               "rows": rows}
     (chat.run_dir / "eval.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return report
+
+
+def _base_asker(chat, sampling: Sampling, progress) -> Callable[[list], list[str]]:
+    """How to get the base model's answers: the adapter switched off, or (full fine-tuning) the base loaded apart."""
+    if chat.has_base:
+        return lambda conversations: answer_batch(chat.model, chat.tokenizer, conversations,
+                                                  [BASE] * len(conversations), sampling)
+    from core.chat import BaseOnly
+    base = BaseOnly(chat.config, progress=progress)
+    return lambda conversations: answer_batch(base.model, base.tokenizer, conversations,
+                                              ["default"] * len(conversations), sampling)

@@ -181,11 +181,12 @@ class TrainingJob:
 
     def _probe(self, model, tokenizer, config: RunConfig, step: int) -> None:
         """Ask the probe prompts and log the answers, so the UI can show learning as it happens."""
-        from core.generate import Sampling, answer
-        for prompt in config.probe_prompts[:4]:
-            messages = ([{"role": "system", "content": config.system_prompt}] if config.system_prompt else []) + \
-                [{"role": "user", "content": prompt}]
-            text = answer(model, tokenizer, messages, Sampling(max_new_tokens=48, temperature=0, repetition_penalty=1.0))
+        from core.generate import Sampling, answer_batch, build_messages
+        prompts = config.probe_prompts[:4]
+        conversations = [build_messages([], prompt, config.system_prompt) for prompt in prompts]
+        answers = answer_batch(model, tokenizer, conversations, ["default"] * len(prompts),
+                               Sampling(max_new_tokens=48, temperature=0, repetition_penalty=1.0))
+        for prompt, text in zip(prompts, answers):
             self.log.append("sample", step=step, prompt=prompt, answer=text)
         model.train()
 

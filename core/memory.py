@@ -30,17 +30,17 @@ nothing loaded) and the run's settings:
 Constants were fitted once on this CPU against measured peaks
 (bench/planner_accuracy.py prints the comparison).
 
-Time per epoch = tokens x FLOPs per token / (device FLOP/s x efficiency), with
-the device's matmul speed measured once per process (0.1 s) and efficiency
-fitted on TuneLab's engine.
+The time per epoch comes from core/speed.py, the model's sizes from
+core/model_shape.py.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from core import hardware
 from core.config import RunConfig
+from core.model_shape import Shape, read_model_config, shape_of
+from core.speed import ANSWER_SHARE, seconds_per_epoch
 
 GB = 1e9
 GIB = 2**30
@@ -48,14 +48,6 @@ GIB = 2**30
 CPU_FRAMEWORK_BYTES = 420e6      # python + torch + transformers + peft + tokenizers after import, resident
 GPU_FRAMEWORK_BYTES = 0.6e9      # CUDA context is outside torch's count; allocator rounding/fragmentation
 ACTIVATION_SLACK = 1.10          # allocator rounding and short-lived copies around the saved tensors
-CPU_EFFICIENCY = 0.55            # share of measured matmul speed a training step reaches (CPU)
-GPU_EFFICIENCY = 0.35            # same, GPU (small LoRA batches rarely beat ~35-40% of peak)
-ANSWER_SHARE = 0.5               # share of tokens trained on when answers-only and the data is not known yet
-
-# SmolLM2-135M-Instruct's shape: the embedded default, so the estimate works before its first conversion.
-EMBEDDED_CONFIG = dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                       num_attention_heads=9, num_key_value_heads=3, head_dim=64, vocab_size=49152,
-                       tie_word_embeddings=True, dtype="float32")
 
 _TEXT = {
     "en": {
@@ -127,116 +119,6 @@ def usage_bytes() -> int:
     return hardware.process_memory_bytes()
 
 
-# -- the model's shape ----------------------------------------------------------
-@dataclass
-class Shape:
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    tied: bool
-    dtype: str = "bfloat16"  # the checkpoint's stored precision
-
-    @property
-    def kv(self) -> int:
-        return self.kv_heads * self.head_dim
-
-    @property
-    def q(self) -> int:
-        return self.heads * self.head_dim
-
-    def linear_shapes(self) -> list[tuple[int, int]]:
-        """(in, out) of every linear layer in one decoder layer."""
-        h, i = self.hidden, self.intermediate
-        return [(h, self.q), (h, self.kv), (h, self.kv), (self.q, h), (h, i), (h, i), (i, h)]
-
-    @property
-    def layer_linear_params(self) -> int:
-        return sum(a * b for a, b in self.linear_shapes())
-
-    @property
-    def embed_params(self) -> int:
-        return self.vocab * self.hidden
-
-    @property
-    def head_params(self) -> int:
-        return 0 if self.tied else self.vocab * self.hidden
-
-    @property
-    def other_params(self) -> int:  # norms
-        return self.layers * 2 * self.hidden + self.hidden
-
-    @property
-    def total_params(self) -> int:
-        return self.layers * self.layer_linear_params + self.embed_params + self.head_params + self.other_params
-
-
-def shape_of(model_config) -> Shape:
-    c = model_config
-    get = (lambda k, d=None: c.get(k, d)) if isinstance(c, dict) else (lambda k, d=None: getattr(c, k, d))
-    if get("text_config") is not None and get("hidden_size") is None:  # multimodal wrappers
-        return shape_of(get("text_config"))
-    hidden = get("hidden_size") or get("n_embd") or get("d_model")
-    layers = get("num_hidden_layers") or get("n_layer") or get("num_layers")
-    heads = get("num_attention_heads") or get("n_head")
-    if not (hidden and layers and heads):
-        raise ValueError("the model config has no hidden size / layer count / head count")
-    head_dim = get("head_dim") or hidden // heads
-    return Shape(hidden=hidden, intermediate=get("intermediate_size") or get("n_inner") or 4 * hidden,
-                 layers=layers, heads=heads, kv_heads=get("num_key_value_heads") or heads, head_dim=head_dim,
-                 vocab=get("vocab_size") or 32000, tied=bool(get("tie_word_embeddings", False)),
-                 dtype=str(get("dtype") or get("torch_dtype") or "bfloat16").replace("torch.", ""))
-
-
-def read_model_config(ref: str):
-    """The model's transformers config without loading weights; raises with a plain reason."""
-    from core.config import DEFAULT_MODEL
-    from core.models import EMBEDDED, cache_root, resolve
-    ref = (ref or "").strip() or DEFAULT_MODEL
-    if ref in EMBEDDED:
-        folder = cache_root() / "models" / ref.split(":", 1)[1]
-        if not (folder / "config.json").exists():
-            return dict(EMBEDDED_CONFIG)
-    from transformers import AutoConfig
-    path = resolve(ref)
-    try:
-        return AutoConfig.from_pretrained(path, local_files_only=True)
-    except Exception:
-        pass
-    if not _hub_reachable():
-        raise LookupError(f"'{ref}' is not in the local cache and the Hugging Face Hub cannot be reached, "
-                          "so its size is unknown")
-    try:
-        return AutoConfig.from_pretrained(path)
-    except Exception as err:
-        raise LookupError(f"could not read the configuration of '{ref}' (offline, or no such model): "
-                          f"{str(err).splitlines()[0][:160]}") from None
-
-
-_HUB_CHECK: dict = {}
-
-
-def _hub_reachable(timeout: float = 2.0) -> bool:
-    """A quick TCP check (cached a minute), so an offline machine answers at once instead of after retries."""
-    import os
-    import socket
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    now = time.time()
-    if _HUB_CHECK and now - _HUB_CHECK["at"] < 60:
-        return _HUB_CHECK["ok"]
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        ok = True
-    except OSError:
-        ok = False
-    _HUB_CHECK.update(at=now, ok=ok)
-    return ok
-
-
 # -- the estimate ---------------------------------------------------------------
 def estimate(config: RunConfig, n_train_tokens: int | None = None, model_config=None, *,
              data_stats: dict | None = None, device: str | None = None,
@@ -263,7 +145,7 @@ def estimate(config: RunConfig, n_train_tokens: int | None = None, model_config=
     peak = int(sum(breakdown.values()))
     if n_train_tokens is None and data_stats:
         n_train_tokens = data_stats.get("tokens")
-    seconds = _seconds_per_epoch(config, shape, device, n_train_tokens, data_stats)
+    seconds = seconds_per_epoch(config, shape, device, n_train_tokens, data_stats)
     fits = peak <= available
     result = Estimate(peak, available, fits, breakdown, seconds, device=name, assumptions=assumptions)
     if not fits:
@@ -398,75 +280,6 @@ def _layer_activation_bytes(config: RunConfig, s: Shape, a: int, device: str, lo
         if config.lora_dropout > 0:  # the engine's LoRA kernel keeps a 1-byte dropout mask per adapter
             extra += sum(n for n, _ in targets)
     return floats * a + extra
-
-
-def _flops_per_token(config: RunConfig, s: Shape, share: float, seq: int) -> float:
-    body = s.layers * s.layer_linear_params
-    head = s.vocab * s.hidden
-    attention = s.layers * 4 * seq / 2 * s.q  # causal: half of QK^T and AV, per token
-    forward = 2 * body + 2 * head * share + 2 * attention
-    backward = 2 * body + 2 * head * share + 4 * attention  # gradients of the activations
-    if not config.uses_lora:
-        backward += 2 * body + 2 * head * share          # and of the weights
-    recompute = 2 * body + 2 * attention if config.gradient_checkpointing else 0
-    return forward + backward + recompute
-
-
-_FLOPS: dict = {}
-
-
-def device_flops(device: str = "cpu") -> float:
-    """Measured matmul FLOP/s of this device in its training precision (re-measured after 5 minutes).
-
-    On CPU each thread count the trainer may pick is tried (busy cores make fewer
-    threads faster, see core/hardware.py) and the best is kept; the calling
-    thread's own setting is restored.
-    """
-    import torch
-    cached = _FLOPS.get(device)
-    if cached and time.time() - cached[0] < 300:
-        return cached[1]
-    if device == "cuda" and torch.cuda.is_available():
-        dtype, n, threads = (torch.bfloat16 if hardware.cuda_bf16() else torch.float16), 4096, [None]
-    else:
-        device, dtype, n = "cpu", torch.float32, 384
-        threads = hardware._thread_candidates(hardware.cpu_cores())
-    before = torch.get_num_threads()
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    try:
-        for count in threads:
-            if count:
-                torch.set_num_threads(count)
-            a @ b
-            for _ in range(2):
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                for _ in range(3):
-                    a @ b
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                best = min(best, (time.perf_counter() - start) / 3)
-    finally:
-        torch.set_num_threads(before)
-    flops = 2 * n ** 3 / best
-    _FLOPS[device] = (time.time(), flops)
-    return flops
-
-
-def _seconds_per_epoch(config: RunConfig, s: Shape, device: str, n_tokens: int | None,
-                       stats: dict | None) -> float | None:
-    if not n_tokens or device != hardware.device_type():
-        return None
-    share = float(stats.get("trained_share", ANSWER_SHARE)) if stats else (1.0 if config.train_on == "all" else ANSWER_SHARE)
-    seq = int(stats.get("length_p50", config.max_length // 2)) if stats else config.max_length // 2
-    efficiency = CPU_EFFICIENCY if device == "cpu" else GPU_EFFICIENCY
-    slow = 1.0
-    if config.effective_quantization != "none":
-        slow = 1.1 if device == "cpu" else 1.3  # dequantising weights on every matmul (measured ~free on CPU)
-    return n_tokens * _flops_per_token(config, s, share, seq) * slow / (device_flops(device) * efficiency)
 
 
 def _advice(config: RunConfig, s: Shape, device: str, stats: dict | None, available: int) -> list:

@@ -4,6 +4,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from core import fastpath as FP
 from core import trainer as T
 from core.config import RunConfig
 from core.tokenize import IGNORE
@@ -36,7 +37,7 @@ def _examples(lengths=(7, 12, 5, 9), seed=1):
 def _loss_and_grads(model, inputs, fast: bool):
     model.zero_grad()
     if fast:
-        with T.fast_attention(model), T.fast_lora(model):
+        with FP.fast_attention(model), FP.fast_lora(model):
             loss, n = T.loss_sum(model, inputs)
             loss.backward()
     else:
@@ -58,8 +59,8 @@ def test_packed_fast_path_matches_padded_stock_path():
 
 def test_contexts_leave_the_model_as_they_found_it():
     model = _model()
-    with T.fast_attention(model), T.fast_lora(model):
-        assert model.config._attn_implementation == T.PACKED_ATTENTION
+    with FP.fast_attention(model), FP.fast_lora(model):
+        assert model.config._attn_implementation == FP.PACKED_ATTENTION
         assert any("forward" in m.__dict__ for m in model.modules())
     assert model.config._attn_implementation == "sdpa"
     assert not any("forward" in m.__dict__ for m in model.modules())
@@ -72,10 +73,10 @@ def test_lora_kernel_gradients_match_reference_with_dropout():
     b = torch.randn(24, 4, requires_grad=True)
     p, scaling = 0.3, 2.0
     torch.manual_seed(5)
-    out = T._LoraDelta.apply(x, a, b, p, scaling)
+    out = FP._LoraDelta.apply(x, a, b, p, scaling)
     grads = torch.autograd.grad(out.square().sum(), (x, a, b))
     torch.manual_seed(5)
-    mask, keep_scale = T._keep_mask(x.shape, p, "cpu")
+    mask, keep_scale = FP._keep_mask(x.shape, p, "cpu")
     ref = (x * mask * keep_scale) @ a.t() @ b.t() * scaling
     torch.testing.assert_close(out, ref)
     for got, want in zip(grads, torch.autograd.grad(ref.square().sum(), (x, a, b))):
@@ -84,7 +85,7 @@ def test_lora_kernel_gradients_match_reference_with_dropout():
 
 def test_dropout_mask_keeps_the_right_share():
     torch.manual_seed(0)
-    mask, scale = T._keep_mask(torch.Size([400, 500]), 0.1, "cpu")
+    mask, scale = FP._keep_mask(torch.Size([400, 500]), 0.1, "cpu")
     assert mask.dtype == torch.bool
     assert mask.float().mean().item() == pytest.approx(0.9, abs=0.005)
     assert scale == pytest.approx(1 / 0.9, rel=1e-3)
@@ -96,7 +97,7 @@ def test_dropout_training_runs_and_eval_is_deterministic():
     loss, _, grads = _loss_and_grads(model, dict(inputs), fast=True)
     assert torch.isfinite(torch.tensor(loss)) and all(torch.isfinite(g).all() for g in grads.values())
     model.eval()
-    with torch.no_grad(), T.fast_attention(model), T.fast_lora(model):
+    with torch.no_grad(), FP.fast_attention(model), FP.fast_lora(model):
         first = T.loss_sum(model, dict(inputs))[0]
         second = T.loss_sum(model, dict(inputs))[0]
     assert first.item() == second.item()

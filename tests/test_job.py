@@ -90,12 +90,12 @@ def test_checkpoint_write_failure_keeps_the_previous_one(tiny_config, monkeypatc
     assert checkpoints and (checkpoints[-1] / "state.json").exists()
     before = {p.name: p.stat().st_size for p in checkpoints[-1].rglob("*") if p.is_file()}
 
-    from core import trainer as trainer_module
+    from core import checkpoints as checkpoint_module
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(trainer_module.torch, "save", disk_full)
+    monkeypatch.setattr(checkpoint_module.torch, "save", disk_full)
     resumed = TrainingJob(None, resume=job.name)
     trainer = _bare_trainer(resumed)
     with pytest.raises(OSError):

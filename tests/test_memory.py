@@ -3,7 +3,8 @@ import pytest
 from transformers import LlamaConfig
 
 from core.config import RunConfig
-from core.memory import Estimate, estimate, shape_of
+from core.memory import Estimate, estimate
+from core.model_shape import shape_of
 
 TINY = LlamaConfig(vocab_size=32000, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
                    num_attention_heads=8, num_key_value_heads=4, tie_word_embeddings=False)
@@ -108,8 +109,8 @@ def test_time_per_epoch_needs_tokens():
 
 
 def test_unknown_model_is_a_clear_unknown(monkeypatch):
-    from core import memory
-    monkeypatch.setattr(memory, "_hub_reachable", lambda timeout=2.0: False)
+    from core import model_shape
+    monkeypatch.setattr(model_shape, "_hub_reachable", lambda timeout=2.0: False)
     e = estimate(RunConfig(model="someone/not-cached-model-xyz"))
     assert e.peak_bytes is None and e.fits is None and e.reason
     assert "not available" in e.summary_text()

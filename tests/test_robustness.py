@@ -86,6 +86,15 @@ def test_base_and_tuned_differ_from_one_loaded_model(tiny_config, tiny_model_dir
     assert base.strip() == answer(plain, chat.tokenizer, question, greedy)
     assert tuned.strip() == answer(chat.model, chat.tokenizer, question, greedy)
     assert base != tuned
+
+    # batched, left-padded, mixed base/tuned rows give the same answers as one question at a time
+    from core.generate import BASE, answer_batch
+    questions = [question, [{"role": "user", "content": "Tell me about the bakery on the island, please"}]]
+    rows = [q for q in questions for _ in (0, 1)]
+    batched = answer_batch(chat.model, chat.tokenizer, rows, [BASE, "default"] * 2, greedy)
+    singles = [answer(plain, chat.tokenizer, q, greedy) if i % 2 == 0 else answer(chat.model, chat.tokenizer, q, greedy)
+               for i, q in enumerate(rows)]
+    assert batched == singles
     release()
 
 
