@@ -19,6 +19,7 @@ from typing import Callable
 
 from core.config import RunConfig
 from core.formats import DataError, RowProblem, detect_format, detect_layout, to_examples
+from core.messages import msg
 from core.preprocess import preprocess
 from core.sources import BUILTIN_DIR, load_rows
 from core.tokenize import IGNORE, chunk_text_examples, encode_example
@@ -45,7 +46,7 @@ class PreparedData:
 def load_examples(config: RunConfig, token: str | None = None, progress: Progress | None = None) -> tuple[list[dict], str, dict]:
     """(preprocessed examples in file order, format, report of rows kept/dropped, steps and column mapping)."""
     if progress:
-        progress(f"Loading dataset {config.dataset}…")
+        progress(msg("data.loading", dataset=config.dataset))
     rows = load_rows(config, token)
     layout = detect_layout(rows, config)
     mapped, report = to_examples(rows, layout.format, config, layout)
@@ -208,7 +209,7 @@ def prepare(config: RunConfig, tokenizer, token: str | None = None, progress: Pr
     examples, fmt, report = load_examples(config, token, progress)
     train_examples, val_examples = split(examples, config)
     if progress:
-        progress(f"Tokenizing {len(examples)} examples…")
+        progress(msg("data.tokenizing", n=len(examples)))
     train, dropped_train = encode_examples(train_examples, tokenizer, config)
     validation, dropped_val = encode_examples(val_examples, tokenizer, config)
     dropped = Counter(report["dropped"]) + dropped_train + dropped_val

@@ -4,6 +4,8 @@ Used by the CLI and the UI so that neither shows a bare traceback.
 """
 from __future__ import annotations
 
+from core.messages import msg
+
 BAD_INPUT, FAILED = 2, 1
 
 
@@ -19,8 +21,7 @@ def explain(err: BaseException) -> tuple[str, int]:
     if isinstance(err, (ConfigError, DataError, ModelError, ChatError, ExportError)):
         return str(err), BAD_INPUT
     if is_out_of_memory(err):
-        return ("Out of memory. Lower the batch size or max length, turn on gradient checkpointing, "
-                "or use QLoRA (4-bit)."), FAILED
+        return msg("error.out_of_memory"), FAILED  # a Msg: the UI shows it in the page's language
     if isinstance(err, FileNotFoundError):
         return f"File or folder not found: {err.filename or err}", BAD_INPUT
     if isinstance(err, (ValueError, KeyError)):

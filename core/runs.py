@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.events import TERMINAL_TYPES, read_events
+from core.messages import message_of, msg
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -49,7 +50,11 @@ def run_dir(name: str, root: Path | None = None) -> Path:
 
 @dataclass
 class RunSummary:
-    """What is known about a run from its files."""
+    """What is known about a run from its files.
+
+    `message`, `progress` and each of `notices` is the English text; where the event carried a
+    core.messages key it is a Msg (still that str) whose `.key`/`.params` let the UI translate it.
+    """
     name: str
     path: Path
     status: str = "unknown"            # running, finished, stopped, failed, interrupted
@@ -85,7 +90,7 @@ def summarize(path: Path, active: bool = False) -> RunSummary:
         summary.status = "running"
     if summary.status == "running" and not active:
         summary.status = "interrupted"
-        summary.message = summary.message or "The app stopped while this run was training. Resume continues from the last checkpoint."
+        summary.message = summary.message or msg("runs.interrupted")
     return summary
 
 
@@ -103,7 +108,7 @@ def _apply(s: RunSummary, event: dict) -> None:
         s.logs = [e for e in s.logs if e["step"] <= event.get("step", 0)]
         s.evals = [e for e in s.evals if e["step"] <= event.get("step", 0)]
     elif kind == "progress":
-        s.progress = event.get("message", "")
+        s.progress = message_of(event)
     elif kind == "log":
         s.logs.append(event)
         s.step = event["step"]
@@ -114,10 +119,10 @@ def _apply(s: RunSummary, event: dict) -> None:
     elif kind == "checkpoint":
         s.last_checkpoint = event.get("path", "")
     elif kind == "notice":
-        s.notices.append(event.get("message", ""))
+        s.notices.append(message_of(event))
     elif kind in TERMINAL_TYPES:
         s.status, s.ended_at = kind, event["time"]
-        s.message = event.get("message", "")
+        s.message = message_of(event)
         s.step = event.get("step", s.step)
         s.progress = ""
 

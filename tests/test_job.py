@@ -30,6 +30,11 @@ def test_finishes_and_leaves_a_complete_run(tiny_config):
     assert (job.dir / "config.yaml").exists() and (job.dir / "adapter" / "adapter_config.json").exists()
     summary = summarize(job.dir)
     assert summary.status == "finished" and summary.step == 4 and len(summary.logs) == 4
+    # status lines carry a message key + params so the UI can show them in Korean
+    events = read_events(job.dir / "events.jsonl")
+    assert events[0]["key"] == "job.preparing" and events[-1]["params"] == {"steps": 4}
+    assert {"data.loading", "data.tokenizing", "model.loading", "job.saving_adapter"} <= {e.get("key") for e in events}
+    assert summary.message == "Finished 4 steps." and summary.message.key == "job.finished"
     log = summary.last_log
     assert {"loss", "lr", "tokens_per_sec", "memory_mb", "epoch", "elapsed", "eta"} <= set(log)
 
@@ -50,6 +55,7 @@ def test_stop_keeps_what_was_learned(tiny_config):
     assert job.join(60) == "stopped"
     summary = summarize(job.dir)
     assert summary.status == "stopped" and summary.step >= 2
+    assert summary.message.key == "job.stopped" and summary.message.params["step"] == summary.step
     assert (job.dir / "adapter" / "adapter_config.json").exists()
 
 
@@ -76,6 +82,8 @@ def test_out_of_memory_retries_with_smaller_micro_batch(tiny_config, monkeypatch
     assert job.join(120) == "finished"
     notices = [e for e in read_events(job.dir / "events.jsonl") if e["type"] == "notice"]
     assert [(n["batch_size"], n["grad_accum"]) for n in notices] == [(4, 2), (2, 4)]
+    assert notices[0]["key"] == "job.oom_retry_batch" and notices[0]["params"]["batch_to"] == 4
+    assert notices[0]["message"].startswith("Out of memory; retrying with micro-batch 8 -> 4, accumulation 1 -> 2")
     assert job.config.batch_size * job.config.grad_accum == 8  # same effective batch
 
 

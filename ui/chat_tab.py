@@ -150,7 +150,7 @@ def answer(manager: JobManager, lang: str, name: str, system: str, question: str
         finally:
             chat.lock.release()
     except Exception as err:  # a bad run or a missing package: a sentence in the page
-        yield base_hist, tuned_hist, error_md(t("ask", lang), friendly(err))
+        yield base_hist, tuned_hist, error_md(t("ask", lang), friendly(err, lang))
         return
     done = t("stopped_gen", lang) if stop.is_set() else t("answered_in", lang, seconds=f"{time.time() - began:.1f}")
     yield base_hist, tuned_hist, f'<div class="tl-muted" data-done="1">{done}</div>'
@@ -186,7 +186,7 @@ def run_eval(manager: JobManager, lang: str, name: str, limit, progress) -> tupl
     try:
         result = evaluate_run(name, limit=int(limit or 0), progress=report)
     except Exception as err:
-        return error_md(t("evaluate", lang), friendly(err)), None
+        return error_md(t("evaluate", lang), friendly(err, lang)), None
     mark = lambda ok: "✓" if ok else "✗"
     rows = [[r["question"], ", ".join(r["expected"]), f'{mark(r["base_ok"])} {r["base"]}', f'{mark(r["tuned_ok"])} {r["tuned"]}']
             for r in result["rows"]]

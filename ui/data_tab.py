@@ -111,7 +111,7 @@ def check_data(values: dict, token: str, lang: str) -> tuple:
         config = config_from_values(values)
         report, examples = data_report(config, token or None)
     except Exception as err:  # any bad file or setting: a sentence, not a traceback
-        return error_md(t("data_problem", lang), friendly(err)), "", None, None, None
+        return error_md(t("data_problem", lang), friendly(err, lang)), "", None, None, None
     bars = report.get("histogram") or []
     frame = pd.DataFrame(bars, columns=["length", "count"])
     return (summary_markdown(report, lang), bubbles_html(examples, lang),

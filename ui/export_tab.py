@@ -12,7 +12,7 @@ import gradio as gr
 
 from core import export, runs
 from core.manager import JobManager
-from ui.strings import t
+from ui.strings import localize, t
 from ui.widgets import busy_message, error_md, friendly, run_choices
 
 LOAD_SNIPPET = """```python
@@ -79,9 +79,9 @@ def do_merge(manager: JobManager, lang: str, name: str | None, progress) -> tupl
     steps = iter((0.1, 0.5, 0.8, 0.9))
     try:
         path = export.merge(runs.run_dir(name, manager.root),
-                            progress=lambda message: progress(next(steps, 0.95), desc=message))
+                            progress=lambda message: progress(next(steps, 0.95), desc=localize(message, lang)))
     except Exception as err:  # missing adapter, out of memory, a missing package: one sentence
-        return "", error_md(t("merge", lang), friendly(err))
+        return "", error_md(t("merge", lang), friendly(err, lang))
     return str(path), t("merge_done", lang) + "\n\n" + LOAD_SNIPPET.format(path=path)
 
 
@@ -97,7 +97,7 @@ def do_zip(manager: JobManager, lang: str, name: str | None):
         gr.set_static_paths([archive])
         return str(archive), gr.skip()
     except Exception as err:
-        return None, error_md(t("make_zip", lang), friendly(err))
+        return None, error_md(t("make_zip", lang), friendly(err, lang))
 
 
 def do_push(manager: JobManager, lang: str, name: str | None, repo: str, token: str, private: bool) -> str:
@@ -111,5 +111,5 @@ def do_push(manager: JobManager, lang: str, name: str | None, repo: str, token: 
         url = export.push_to_hub(runs.run_dir(name, manager.root) / "merged", repo.strip(),
                                  (token or "").strip() or os.environ.get("HF_TOKEN"), private=bool(private))
     except Exception as err:
-        return error_md(t("push", lang), friendly(err))
+        return error_md(t("push", lang), friendly(err, lang))
     return t("pushed", lang, url=url)

@@ -13,7 +13,7 @@ import time
 import pandas as pd
 
 from core.runs import RunSummary
-from ui.strings import t
+from ui.strings import localize, t
 
 STATUS_COLORS = {"running": "#1d4ed8", "preparing": "#6d28d9", "finished": "#15803d", "stopped": "#b45309",
                  "failed": "#b91c1c", "interrupted": "#b45309", "unknown": "#475569"}
@@ -64,12 +64,14 @@ def status_html(summary: RunSummary | None, active: bool, lang: str = "en") -> s
         return f'<div class="tl-status" style="--c:{STATUS_COLORS[state]}">{t("status_unknown", lang)}</div>'
     step = t("step_of", lang, step=summary.step, total=summary.total_steps or "?")
     detail = summary.progress if state in ("preparing", "running") and summary.progress else summary.message
-    notices = "".join(f'<div class="tl-notice">{t("notices", lang)}: {html.escape(n)}</div>' for n in summary.notices[-2:])
+    detail = localize(detail, lang)  # core writes English plus a message key; the key picks our language
+    notices = "".join(f'<div class="tl-notice">{t("notices", lang)}: {html.escape(localize(n, lang))}</div>'
+                      for n in summary.notices[-2:])
     return (f'<div class="tl-status" style="--c:{STATUS_COLORS[state]}" data-status="{state}">'
             f'<span class="tl-badge">{STATUS_ICONS[state]} {t("status_" + state, lang)}</span>'
             f'<span class="tl-run">{html.escape(summary.name)}</span>'
             f'<span class="tl-step" id="tl-step">{step}</span>'
-            f'<div class="tl-detail">{html.escape(detail or "")}</div>{notices}</div>')
+            f'<div class="tl-detail">{html.escape(detail)}</div>{notices}</div>')
 
 
 def metrics_html(summary: RunSummary | None, lang: str = "en") -> str:

@@ -7,6 +7,8 @@ come from RunConfig's own help texts (one source for the CLI and the form).
 """
 from __future__ import annotations
 
+from core.messages import CATALOG
+
 LANGS = ("en", "ko")
 
 EN: dict[str, str] = {
@@ -116,6 +118,8 @@ EN: dict[str, str] = {
     "merge_first": "Merge the run first.",
     "pick_run": "Pick a run first.",
     "repo_needed": "Enter a repository id like your-name/model-name.",
+    # --- status lines written by core/ (keys and English text: core/messages.py) --------------
+    **CATALOG,
 }
 
 KO: dict[str, str] = {
@@ -220,6 +224,24 @@ KO: dict[str, str] = {
     "merge_first": "먼저 병합하세요.",
     "pick_run": "먼저 실행을 고르세요.",
     "repo_needed": "your-name/model-name 같은 저장소 id를 입력하세요.",
+    "job.preparing": "준비 중…",
+    "job.saving_adapter": "어댑터를 저장하는 중…",
+    "job.saving_model": "모델을 저장하는 중…",
+    "job.stopped": "{total}단계 중 {step}단계에서 중지했습니다. 학습된 내용은 저장되었습니다.",
+    "job.finished": "{steps}단계 학습을 마쳤습니다.",
+    "job.oom_retry_batch": "메모리가 부족해 설정을 바꿔 다시 시도합니다: 마이크로배치 {batch_from} → {batch_to}, "
+                           "그래디언트 누적 {accum_from} → {accum_to} (실질 배치 크기는 같습니다).",
+    "job.oom_retry_checkpointing": "메모리가 부족해 그래디언트 체크포인팅을 켜고 다시 시도합니다 (실질 배치 크기는 같습니다).",
+    "job.failed": "학습에 실패했습니다: {error}: {detail}",
+    "data.loading": "데이터셋 {dataset}을(를) 불러오는 중…",
+    "data.tokenizing": "예시 {n}개를 토큰화하는 중…",
+    "model.converting": "내장 모델을 safetensors로 변환하는 중 (처음 한 번만, 약 30초)…",
+    "model.loading": "모델 {model}을(를) 불러오는 중…",
+    "export.merging": "어댑터를 기본 모델에 병합하는 중…",
+    "export.saving": "병합된 모델을 {path}에 저장하는 중…",
+    "runs.interrupted": "학습 도중 앱이 종료되었습니다. '이어서 학습'을 누르면 마지막 체크포인트부터 계속합니다.",
+    "error.out_of_memory": "메모리가 부족합니다. 배치 크기나 최대 길이를 줄이거나, 그래디언트 체크포인팅을 켜거나, "
+                           "QLoRA(4비트)를 사용하세요.",
 }
 
 # Labels of RunConfig fields (the tooltips come from RunConfig's help texts).
@@ -261,6 +283,25 @@ def t(key: str, lang: str = "en", **values) -> str:
     """The text for `key` in `lang` (English when missing), with {placeholders} filled."""
     text = TABLES.get(lang, EN).get(key) or EN.get(key, key)
     return text.format(**values) if values else text
+
+
+def localize(text: str, lang: str = "en", key: str | None = None, params: dict | None = None) -> str:
+    """A status line from core/ in `lang`: `t(key, lang, **params)` when `lang`'s table has the key, else `text`.
+
+    `key`/`params` default to those of a core.messages.Msg (what RunSummary and core's
+    progress callbacks hand over); plain text, e.g. from an event log written before
+    messages had keys, comes back as it is, in English.
+    """
+    key = key if key is not None else getattr(text, "key", None)
+    params = params if params is not None else getattr(text, "params", None) or {}
+    table = TABLES.get(lang)
+    # English keeps the text as it was written (the catalog may have changed since)
+    if key and table is not None and key in table and (lang != "en" or not text):
+        try:
+            return table[key].format(**params)
+        except (KeyError, IndexError, ValueError):  # params of an older or newer log that don't fit
+            pass
+    return str(text or "")
 
 
 def field_label(name: str, lang: str = "en") -> str:

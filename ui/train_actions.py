@@ -42,7 +42,7 @@ def estimate_text(config: RunConfig, lang: str, data_stats: dict | None = None) 
         mark = {True: "✓", False: "✗"}.get(getattr(result, "fits", None), "ℹ")
         return f"{mark} **{result.summary_text(lang)}**"
     except Exception as err:  # an estimate must never block the form
-        return f"({friendly(err)})"
+        return f"({friendly(err, lang)})"
 
 
 def start(manager: JobManager, values: dict, token: str, who: str, lang: str, before_start=None):
@@ -59,7 +59,7 @@ def start(manager: JobManager, values: dict, token: str, who: str, lang: str, be
         gr.Warning(str(err))
         return error_md(t("cannot_start", lang), str(err)), gr.skip()
     except Exception as err:
-        return error_md(t("cannot_start", lang), friendly(err)), gr.skip()
+        return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
     return _ok(t("started", lang, run=job.name)), run_picker(manager, lang, job.name)
 
 
@@ -79,7 +79,7 @@ def resume(manager: JobManager, name: str, token: str, who: str, lang: str):
         gr.Warning(str(err))
         return error_md(t("cannot_start", lang), str(err)), gr.skip()
     except Exception as err:
-        return error_md(t("cannot_start", lang), friendly(err)), gr.skip()
+        return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
     return _ok(t("resumed", lang, run=job.name)), run_picker(manager, lang, job.name)
 
 
@@ -165,6 +165,6 @@ def settings_of(manager: JobManager, name: str | None, lang: str, names: list[st
     try:
         values = values_from_config(RunConfig.load_yaml(runs.run_dir(name, manager.root) / "config.yaml"))
     except Exception as err:
-        return [gr.skip()] * len(names) + [error_md(t("cannot_start", lang), friendly(err))]
+        return [gr.skip()] * len(names) + [error_md(t("cannot_start", lang), friendly(err, lang))]
     values["run_name"] = ""
     return [values[n] for n in names] + [_ok(t("settings_loaded", lang, run=name))]

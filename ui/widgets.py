@@ -12,7 +12,7 @@ import gradio as gr
 from core.config import RunConfig
 from core.errors import explain
 from ui.form import widget_kind
-from ui.strings import field_label, t
+from ui.strings import field_label, localize, t
 
 
 def field_widget(name: str, lang: str, value=None, **kw) -> gr.components.Component:
@@ -35,9 +35,9 @@ def field_widget(name: str, lang: str, value=None, **kw) -> gr.components.Compon
     return gr.Textbox(value=value, **common)
 
 
-def friendly(err: BaseException) -> str:
-    """A sentence for any error (core.errors.explain), never a traceback."""
-    return explain(err)[0]
+def friendly(err: BaseException, lang: str = "en") -> str:
+    """A sentence for any error (core.errors.explain), never a traceback; in `lang` where core gave a message key."""
+    return localize(explain(err)[0], lang)
 
 
 def error_md(title: str, message: str) -> str:
