@@ -1,6 +1,6 @@
 """The demo benchmark: cpu-demo from Start to finished, then the held-out evaluation.
 
-    python bench/demo.py [--preset presets/cpu-demo.yaml] [--limit N]
+    python bench/demo.py [--preset presets/cpu-demo.yaml] [--limit N] [--set key=value ...]
 
 Prints the wall time of the training (model already cached, as after the
 first `make run`), base vs tuned share of held-out questions answered with the
@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--preset", default="presets/cpu-demo.yaml")
     parser.add_argument("--limit", type=int, default=0, help="ask only the first N held-out questions")
     parser.add_argument("--runs", default="", help="runs folder (default: a temporary one)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override preset fields, as in app.py train")
     args = parser.parse_args()
     os.environ["TUNELAB_RUNS_DIR"] = args.runs or tempfile.mkdtemp(prefix="tunelab-demo-")
 
@@ -33,7 +34,7 @@ def main() -> None:
     from core.job import TrainingJob
     from core.models import resolve
 
-    config = RunConfig.load_yaml(args.preset).replace(run_name="demo-bench")
+    config = RunConfig.load_yaml(args.preset).with_overrides(args.set).replace(run_name="demo-bench")
     resolve(config.model)  # the embedded model is converted once; the target assumes it is cached
     started = time.time()
     job = TrainingJob(config).start()
@@ -51,7 +52,12 @@ def main() -> None:
     print("\nBefore / after (held-out questions):")
     for row in [r for r in report["rows"] if r["tuned_ok"]][:3]:
         print(f"\nQ: {row['question']}\n  base:  {row['base']}\n  tuned: {row['tuned']}")
-    print(f"\n## Demo benchmark ({hardware.device_name()}, preset {args.preset})")
+    missed = [r for r in report["rows"] if not r["tuned_ok"]]
+    if missed:
+        print(f"\nMissed by the tuned model ({len(missed)}):")
+        for row in missed:
+            print(f"  Q: {row['question']}  [{'/'.join(row['expected'])}]\n     tuned: {row['tuned'][:160]}")
+    print(f"\n## Demo benchmark ({hardware.device_name()}, preset {args.preset} {' '.join(args.set)})")
     print(f"steps: {summary.step}, first loss {logs[0]['loss']:.3f} -> last {logs[-1]['loss']:.3f}, "
           f"mean {tokens_per_sec:.0f} tokens/s")
     print(f"Start -> finished: {train_seconds:.0f} s ({train_seconds / 60:.1f} min)  [target <= 5 min]")

@@ -52,6 +52,7 @@ class RunConfig:
     lora_dropout: float = _f(0.05, "lora", "Dropout on the adapter input, 0 to 0.5. Helps against overfitting on small data.")
     target_modules: str = _f("all-linear", "lora", "Layers that get adapters: 'all-linear' (every linear layer but the output head) or names separated by commas, e.g. q_proj,v_proj.")
     lora_bias: str = _f("none", "lora", "Which biases to train alongside the adapter.", ("none", "lora_only", "all"))
+    loraplus_ratio: float = _f(0.0, "lora", "LoRA+: train the adapter's second matrix (B) this many times faster than the first (A); 4-16 learns faster. 0 = off.")
     # --- data --------------------------------------------------------------
     dataset: str = _f(DEFAULT_DATASET, "data", "Training data: builtin:demo, a Hub dataset id, or a file (JSON, JSONL, CSV, TSV, Parquet, TXT).")
     dataset_config: str = _f("", "data", "Hub dataset configuration (subset) name, if it has several.")

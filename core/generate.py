@@ -78,8 +78,13 @@ class _RowStreamer(BaseStreamer):
         for toks in self.tokens:
             # stop at the first end-of-sequence token of each row
             cut = next((i for i, t in enumerate(toks) if t in _eos_ids(self.tokenizer)), len(toks))
-            out.append(self.tokenizer.decode(toks[:cut], skip_special_tokens=True))
+            out.append(_complete_chars(self.tokenizer.decode(toks[:cut], skip_special_tokens=True)))
         return out
+
+
+def _complete_chars(text: str) -> str:
+    # Byte-level tokenizers spell a Korean syllable in up to 3 tokens: a half-made one decodes as U+FFFD.
+    return text.rstrip("\ufffd")
 
 
 def _eos_ids(tokenizer) -> set:
@@ -175,7 +180,8 @@ def answer_batch(model, tokenizer, conversations: list[list[dict]], adapters: li
     new_tokens = out[:, inputs["input_ids"].shape[1]:].tolist()
     ends = _eos_ids(tokenizer)
     cut = [next((i for i, t in enumerate(row) if t in ends), len(row)) for row in new_tokens]
-    return [tokenizer.decode(row[:n], skip_special_tokens=True).strip() for row, n in zip(new_tokens, cut)]
+    return [_complete_chars(tokenizer.decode(row[:n], skip_special_tokens=True)).strip()
+            for row, n in zip(new_tokens, cut)]
 
 
 def compare(model, tokenizer, messages: list[dict], sampling: Sampling,

@@ -114,20 +114,38 @@ def loss_sum(model, inputs: dict) -> tuple[torch.Tensor, int]:
     return loss, n
 
 
+def parameter_groups(model, config: RunConfig) -> list[dict]:
+    """One group of trainable weights, or with LoRA+ two: the B matrices get `loraplus_ratio` x the rate.
+
+    LoRA+ (Hayou et al. 2024): B starts at zero and learns slowly at A's rate;
+    a higher rate for B reaches the same loss in fewer steps. Written here
+    because peft's create_loraplus_optimizer builds the optimizer itself,
+    and ours picks fused/8-bit/paged kinds.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not (config.uses_lora and config.loraplus_ratio > 0):
+        return [{"params": [p for _, p in named]}]
+    fast = [p for n, p in named if ".lora_B." in n]
+    rest = [p for n, p in named if ".lora_B." not in n]
+    groups = [{"params": rest}, {"params": fast, "lr": config.learning_rate * config.loraplus_ratio}]
+    return [g for g in groups if g["params"]]
+
+
 def make_optimizer(model, config: RunConfig):
-    params = [p for p in model.parameters() if p.requires_grad]
+    groups = parameter_groups(model, config)
+    params = [p for g in groups for p in g["params"]]
     name, lr, wd = config.optimizer, config.learning_rate, config.weight_decay
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=wd)
     if name == "adamw_torch":
         # One fused kernel over all tensors (CPU and CUDA) instead of a Python loop or foreach chains.
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, **({"fused": True} if fused else {"foreach": True}))
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd, **({"fused": True} if fused else {"foreach": True}))
     import bitsandbytes as bnb
 
     kind = {"adamw_8bit": bnb.optim.AdamW8bit, "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
             "paged_adamw_32bit": bnb.optim.PagedAdamW32bit}[name]
-    return kind(params, lr=lr, weight_decay=wd)
+    return kind(groups, lr=lr, weight_decay=wd)
 
 
 class Trainer:

@@ -44,6 +44,7 @@ def _range_problems(c: "RunConfig") -> list[str]:
         (c.lora_r < 1 or c.lora_r > 1024, f"LoRA rank must be between 1 and 1024 (it is {c.lora_r}); 8-64 is typical."),
         (c.lora_alpha < 1, f"LoRA alpha must be at least 1 (it is {c.lora_alpha}); 2 x rank is a good start."),
         (not 0 <= c.lora_dropout < 1, f"LoRA dropout must be from 0 up to (not including) 1 (it is {c.lora_dropout})."),
+        (not 0 <= c.loraplus_ratio <= 64, f"LoRA+ ratio must be from 0 (off) to 64 (it is {c.loraplus_ratio}); 4-16 is typical."),
         (c.max_length < 16 or c.max_length > 131072, f"Max length must be between 16 and 131072 tokens (it is {c.max_length})."),
         (not 0 <= c.validation_share < 1, f"Validation share must be from 0 up to (not including) 1 (it is {c.validation_share}); 0.1 is typical."),
         (not 0 < c.subset_share <= 1, f"Subset share must be above 0 and at most 1 (it is {c.subset_share})."),

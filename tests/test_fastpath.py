@@ -109,6 +109,35 @@ def test_fused_adamw_on_cpu():
     assert opt.defaults.get("fused") is True
 
 
+@pytest.mark.parametrize("optimizer", ["adamw_torch", "sgd", "adamw_8bit"])
+def test_loraplus_gives_the_b_matrices_a_higher_rate(optimizer):
+    if optimizer == "adamw_8bit":
+        pytest.importorskip("bitsandbytes")
+    model = _model()
+    plain = T.make_optimizer(model, RunConfig(optimizer=optimizer, learning_rate=1e-3))
+    assert [g["lr"] for g in plain.param_groups] == [1e-3]
+    opt = T.make_optimizer(model, RunConfig(optimizer=optimizer, learning_rate=1e-3, loraplus_ratio=8))
+    slow, fast = opt.param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert slow["lr"] == 1e-3 and fast["lr"] == pytest.approx(8e-3)
+    assert fast["params"] and all(".lora_B." in names[id(p)] for p in fast["params"])
+    assert slow["params"] and not any(".lora_B." in names[id(p)] for p in slow["params"])
+    assert len(slow["params"]) + len(fast["params"]) == sum(p.requires_grad for p in model.parameters())
+    # the scheduler scales both groups alike, keeping the ratio
+    from transformers import get_scheduler
+    scheduler = get_scheduler("cosine", opt, num_warmup_steps=0, num_training_steps=10)
+    for _ in range(3):
+        opt.step()
+        scheduler.step()
+    low, high = scheduler.get_last_lr()
+    assert high == pytest.approx(8 * low)
+
+
+def test_loraplus_is_refused_out_of_range():
+    assert any("LoRA+" in p for p in RunConfig(loraplus_ratio=-1).validate())
+    assert not RunConfig(loraplus_ratio=16).validate()
+
+
 def test_lora_kernel_under_autocast_matches_peft():
     model, examples = _model(), _examples()
     inputs = T.collate(examples, RunConfig(batch_size=4), "cpu")

@@ -250,7 +250,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "quantization": ("Quantization", "양자화"), "quant_type": ("4-bit type", "4비트 형식"),
     "double_quant": ("Double quantization", "이중 양자화"), "compute_dtype": ("Compute precision", "연산 정밀도"),
     "lora_r": ("LoRA rank (r)", "LoRA 랭크 (r)"), "lora_alpha": ("LoRA alpha", "LoRA 알파"),
-    "lora_dropout": ("LoRA dropout", "LoRA 드롭아웃"), "target_modules": ("Target layers", "대상 레이어"),
+    "lora_dropout": ("LoRA dropout", "LoRA 드롭아웃"), "loraplus_ratio": ("LoRA+ ratio (B learns faster)", "LoRA+ 배율 (B 행렬 학습 속도)"), "target_modules": ("Target layers", "대상 레이어"),
     "lora_bias": ("LoRA bias", "LoRA 편향"),
     "dataset": ("Dataset", "데이터셋"), "dataset_config": ("Dataset configuration", "데이터셋 구성"),
     "dataset_split": ("Split", "분할"), "data_format": ("Format", "형식"),
