@@ -103,6 +103,6 @@ def test_tiny_sets_keep_every_example_for_training():
 def test_preview_lists_every_step():
     _, _, report = preview_examples(cfg("builtin:demo", validation_share=0.1, subset_share=0.5))
     text = " ".join(report["steps"])
-    for words in ("Cleaned", "duplicates", "Shuffled with seed 42", "50% subset: 115 of 230", "104 for training, 11 held out"):
+    for words in ("Cleaned", "duplicates", "Shuffled with seed 42", "50% subset: 142 of 285", "128 for training, 14 held out"):
         assert words in text
-    assert report["examples"] == 104 and report["validation_examples"] == 11
+    assert report["examples"] == 128 and report["validation_examples"] == 14

@@ -74,7 +74,7 @@ def test_preset_fills_the_form_but_keeps_the_data_choice():
     current = {**form.values_from_config(RunConfig()), "dataset": "/data/mine.csv", "prompt_column": "q",
                "run_name": "old"}
     values = form.preset_values("cpu-demo", current)
-    assert values["learning_rate"] == 0.002 and values["batch_size"] == 8
+    assert values["learning_rate"] == 0.002 and values["batch_size"] == 4 and values["chat_template"] == "chatml"
     assert values["dataset"] == "/data/mine.csv" and values["prompt_column"] == "q" and values["run_name"] == ""
     with pytest.raises(ConfigError):
         form.preset_values("../../etc/passwd", current)  # only files in presets/
