@@ -16,10 +16,10 @@ def test_report_of_a_good_dataset(data_tokenizer):
     report = run_preflight(cfg("builtin:demo", validation_share=0.1, max_length=256), data_tokenizer)
     assert KEYS <= set(report) and report["ok"] and report["problems"] == []
     assert (report["format"], report["rows"], report["kept"]) == ("messages", 285, 285)
-    assert (report["examples"], report["validation_examples"]) == (171, 19)
+    assert (report["examples"], report["validation_examples"]) == (257, 28)
     assert 0.2 < report["trained_share"] < 0.8 and report["trained_tokens"] < report["tokens"]
     assert report["length_min"] <= report["length_p50"] <= report["length_p90"] <= report["length_max"] <= 256
-    assert sum(count for _, count in report["histogram"]) == 171 and report["truncated"] == 0
+    assert sum(count for _, count in report["histogram"]) == 257 and report["truncated"] == 0
     data = prepare(cfg("builtin:demo", validation_share=0.1, max_length=256), data_tokenizer)
     for key in ("tokens", "trained_tokens", "trained_share", "examples", "length_p50"):
         assert report[key] == data.stats[key]  # the same numbers a real run gets

@@ -83,13 +83,13 @@ def test_subset_shuffle_and_validation_split():
     examples, _, _ = load_examples(cfg("builtin:demo"))
     config = cfg("builtin:demo", validation_share=0.1)
     train, val = split(examples, config)
-    assert (len(train), len(val)) == (171, 19)
+    assert (len(train), len(val)) == (257, 28)
     again = split(examples, config)
     assert again == (train, val)  # the seed makes it repeatable
     other = split(examples, config.replace(seed=7))
     assert other[0] != train and sorted(map(str, other[0] + other[1])) == sorted(map(str, examples))
     half_train, half_val = split(examples, config.replace(subset_share=0.5))
-    assert len(half_train) + len(half_val) == 95 and len(half_val) == 9
+    assert len(half_train) + len(half_val) == 142 and len(half_val) == 14
     ordered, _ = split(examples, config.replace(shuffle=False, validation_share=0))
     assert ordered == examples
 
