@@ -1,4 +1,5 @@
-"""The headless CLI: train from a preset, then chat and export, with clear exit codes."""
+"""The headless CLI: train from a preset, then chat, evaluate and export, with clear exit codes."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,10 @@ def test_train_preset_then_chat_and_export(runs_root):
         assert (run / part).exists(), part
     chat = _run(["chat", "--run", "cli", "--prompt", "Who founded Brindlewick Bakehouse?", "--max-new-tokens", "12"], runs_root)
     assert chat.returncode == 0 and "[base]" in chat.stdout and "[tuned]" in chat.stdout, chat.stderr[-2000:]
+    evaluation = _run(["eval", "--run", "cli", "--limit", "3"], runs_root)
+    assert evaluation.returncode == 0, evaluation.stderr[-2000:]
+    assert "[3/3]" in evaluation.stdout and "Base:  " in evaluation.stdout and "Tuned: " in evaluation.stdout
+    assert json.loads((run / "eval.json").read_text(encoding="utf-8"))["total"] == 3
     export = _run(["export", "--run", "cli", "--zip"], runs_root)
     assert export.returncode == 0, export.stderr[-2000:]
     assert (run / "merged" / "config.json").exists() and (run / "merged.zip").exists()
