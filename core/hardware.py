@@ -135,50 +135,6 @@ def _workload(size: int = 128, hidden: int = 576) -> Callable[[], None]:
     return run
 
 
-class StepThreadTuner:
-    """Chooses the CPU thread count from real training steps, and re-checks it every so often.
-
-    Every `every_s` seconds the next few steps run at each candidate count in
-    turn, and the count that trained the most tokens per second is kept. Why
-    not only `tune_cpu_threads`: its few-millisecond benchmark, run next to a
-    browser on the same 2 cores, often caught one of the page's bursts and
-    chose 1 thread, which then trained ~30% slower for the whole run (114 vs
-    155 tokens/s, measured under a light background load).
-    """
-
-    def __init__(self, every_s: float = 60.0, trial_steps: int = 2, first_after_steps: int = 2):
-        self.candidates = _thread_candidates(cpu_cores())
-        self.every_s, self.trial_steps = every_s, trial_steps
-        self.plan: list[int] = []
-        self.measured: dict[int, list[float]] = {}
-        self.skip, self.next_at = first_after_steps, 0.0  # first steps warm caches up: not timed
-
-    def before_step(self) -> None:
-        if self.skip > 0 or len(self.candidates) < 2:
-            return
-        if not self.plan and time.time() >= self.next_at:
-            self.plan = [n for n in self.candidates for _ in range(self.trial_steps)]
-            self.measured = {n: [0.0, 0.0] for n in self.candidates}
-        if self.plan:
-            torch.set_num_threads(self.plan[0])
-
-    def after_step(self, tokens: int, seconds: float) -> int | None:
-        """Records a step; returns the new thread count when a trial has just ended."""
-        if self.skip > 0:
-            self.skip -= 1
-            return None
-        if not self.plan:
-            return None
-        done = self.measured[self.plan.pop(0)]
-        done[0], done[1] = done[0] + tokens, done[1] + seconds
-        if self.plan:
-            return None
-        best = max(self.measured, key=lambda n: self.measured[n][0] / max(self.measured[n][1], 1e-9))
-        torch.set_num_threads(best)
-        self.next_at = time.time() + self.every_s
-        return best
-
-
 def tune_cpu_threads(rounds: int = 3) -> int:
     """Time a training-shaped workload with 1 .. all cores and keep the fastest; returns it.
 

@@ -13,9 +13,9 @@ layer over every prompt token, pads batches and logs extra metrics each step
   masks from 16-bit random draws kept as 1 byte, the layer input kept once
   for q/k/v and gate/up, scales folded into the small matrices,
 - normalises the loss by trained tokens over the whole accumulated step,
-- picks its speed settings from the hardware: the CPU thread count from timed
-  training steps at each count (re-checked every minute, as the load moves),
-  fused AdamW, Liger kernels / torch.compile on a GPU where installed or asked for,
+- picks its speed settings from the hardware: CPU threads measured against
+  the machine's current load (re-measured every minute), fused AdamW, Liger
+  kernels / torch.compile on a GPU where installed or asked for,
 - keeps per-step extras off the clock: tokens/s counts training time only,
 - on CPU, has big tensors unmapped when freed (see hardware.return_freed_memory):
   a third less peak memory, and a peak that the planner can predict,
@@ -165,7 +165,6 @@ class Trainer:
             self.kernels += compile_layers(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.threads = torch.get_num_threads()
-        self.thread_tuner: hardware.StepThreadTuner | None = None
         self.total = total_steps(len(train), config)
         self.per_epoch = steps_per_epoch(len(train), config)
         self.optimizer = make_optimizer(model, config)
@@ -195,24 +194,18 @@ class Trainer:
                 first = (self.step % self.per_epoch) * self.config.grad_accum
                 for at in range(first, len(batches), self.config.grad_accum):
                     group = batches[at: at + self.config.grad_accum]
-                    if self.thread_tuner:
-                        self.thread_tuner.before_step()
-                    began = time.perf_counter()
                     if self._optimizer_step(group, window) is None:
                         return "stopped"
-                    if self.thread_tuner:
-                        tokens = sum(len(e["input_ids"]) for b in group for e in b)
-                        self.threads = self.thread_tuner.after_step(tokens, time.perf_counter() - began) or self.threads
                     self._after_step(epoch, window, start_time, start_step)
                     if self.step >= self.total:
                         break
         return "finished"
 
     def _tune_threads(self) -> None:
-        """CPU: a first guess from a quick benchmark, then real steps decide (hardware.StepThreadTuner)."""
+        """CPU: the thread count that runs fastest under the machine's current load (see hardware)."""
         if self.device == "cpu":
             self.threads = hardware.tune_cpu_threads()
-            self.thread_tuner = hardware.StepThreadTuner(every_s=RETUNE_THREADS_EVERY_S)
+            self._tuned_at = time.time()
 
     def _optimizer_step(self, group: list[list[dict]], window: "_Window") -> float | None:
         n_total = sum(sum(1 for l in e["labels"][1:] if l != IGNORE) for b in group for e in b)
@@ -269,6 +262,8 @@ class Trainer:
             self.model.train()
         if self.step % self.save_every == 0 and self.step < self.total:
             self.save_checkpoint()
+        if self.device == "cpu" and time.time() - getattr(self, "_tuned_at", 0.0) > RETUNE_THREADS_EVERY_S:
+            self._tune_threads()
         window.since += time.time() - paused  # tokens/s is training speed: evals, probes, saves are off the clock
 
     # -- evaluation -------------------------------------------------------

@@ -148,30 +148,3 @@ def test_lora_kernel_under_autocast_matches_peft():
     for k in stock[2]:
         assert fast[2][k].dtype == stock[2][k].dtype == torch.float32
         torch.testing.assert_close(fast[2][k], stock[2][k], rtol=0.1, atol=2e-2)
-
-
-def test_thread_count_follows_the_faster_real_steps(monkeypatch):
-    from core import hardware
-    monkeypatch.setattr(hardware, "cpu_cores", lambda: 2)
-    before = torch.get_num_threads()
-    try:
-        tuner = hardware.StepThreadTuner(every_s=60, trial_steps=2, first_after_steps=1)
-        tuner.before_step()
-        assert tuner.after_step(100, 1.0) is None  # a warm-up step is not timed
-        speed = {1: 300.0, 2: 100.0}  # tokens/s: as if another program kept one core busy
-        chosen = None
-        for _ in range(4):
-            tuner.before_step()
-            threads = torch.get_num_threads()
-            chosen = tuner.after_step(120, 120 / speed[threads])
-        assert chosen == 1 and torch.get_num_threads() == 1
-        tuner.before_step()  # no new trial until a minute has passed
-        assert torch.get_num_threads() == 1 and tuner.after_step(120, 0.1) is None
-        tuner.next_at = 0  # a minute later, the load has gone: 2 threads win again
-        speed = {1: 100.0, 2: 180.0}
-        for _ in range(4):
-            tuner.before_step()
-            chosen = tuner.after_step(120, 120 / speed[torch.get_num_threads()])
-        assert chosen == 2 and torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
