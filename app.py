@@ -102,8 +102,6 @@ def cmd_resume(args) -> int:
 
 def follow(job) -> int:
     """Show a progress bar for a running job until it ends; Ctrl-C stops it cleanly."""
-    from tqdm import tqdm
-
     print(f"Run: {job.name}  ({job.dir})")
     bar, shown = None, ""
     try:
@@ -139,14 +137,18 @@ def _draw(summary, bar, shown):
 
 def cmd_chat(args) -> int:
     from core.chat import get_chat_model
-    from core.generate import Sampling, compare, build_messages
+    from core.generate import Sampling, answer, build_messages, compare
 
     chat = get_chat_model(args.run, progress=print)
     sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=0.0, repetition_penalty=1.1)
     questions = [args.prompt] if args.prompt else iter(lambda: input("\nYou> "), "")
     for question in questions:
+        messages = build_messages([], question, chat.config.system_prompt)
+        if not chat.has_base:  # full fine-tuning: the saved model is the tuned one only
+            print(f"\n[tuned] {answer(chat.model, chat.tokenizer, messages, sampling)}")
+            continue
         base = tuned = ""
-        for base, tuned in compare(chat.model, chat.tokenizer, build_messages([], question, chat.config.system_prompt), sampling):
+        for base, tuned in compare(chat.model, chat.tokenizer, messages, sampling):
             pass
         print(f"\n[base]  {base}\n[tuned] {tuned}")
     return EXIT_OK

@@ -42,8 +42,8 @@ def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int 
         for first in range(0, len(questions), batch_size):
             chunk = questions[first:first + batch_size]
             conversations = [build_messages([], q["question"], chat.config.system_prompt) for q in chunk]
-            tuned, base = answer_batch(chat.model, chat.tokenizer, conversations, ["default"] * len(chunk), sampling), \
-                ask_base(conversations)
+            tuned = answer_batch(chat.model, chat.tokenizer, conversations, ["default"] * len(chunk), sampling)
+            base = ask_base(conversations)
             for q, b, t in zip(chunk, base, tuned):
                 rows.append({"question": q["question"], "expected": q["expected"], "base": b, "tuned": t,
                              "base_ok": is_correct(b, q["expected"]), "tuned_ok": is_correct(t, q["expected"])})

@@ -8,7 +8,7 @@ are in memory once. A stop event ends generation within one token.
 from __future__ import annotations
 
 import threading
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -74,17 +74,33 @@ class _RowStreamer(BaseStreamer):
             self.updates.notify_all()
 
     def texts(self) -> list[str]:
-        out = []
-        for toks in self.tokens:
-            # stop at the first end-of-sequence token of each row
-            cut = next((i for i, t in enumerate(toks) if t in _eos_ids(self.tokenizer)), len(toks))
-            out.append(_complete_chars(self.tokenizer.decode(toks[:cut], skip_special_tokens=True)))
-        return out
+        return [_decode_answer(self.tokenizer, toks) for toks in self.tokens]
 
 
-def _complete_chars(text: str) -> str:
+def _decode_answer(tokenizer, tokens: list[int]) -> str:
+    """A row's new tokens as text, up to its first end-of-sequence token."""
+    ends = _eos_ids(tokenizer)
+    cut = next((i for i, t in enumerate(tokens) if t in ends), len(tokens))
     # Byte-level tokenizers spell a Korean syllable in up to 3 tokens: a half-made one decodes as U+FFFD.
-    return text.rstrip("\ufffd")
+    return tokenizer.decode(tokens[:cut], skip_special_tokens=True).rstrip("\ufffd")
+
+
+@contextmanager
+def _inference(model, adapters: list[str]) -> Iterator[dict]:
+    """Eval mode without grad, set up for rows that each use one of `adapters` (BASE = no adapter).
+
+    Yields the extra `generate` arguments: peft's `adapter_names` when rows mix adapters.
+    """
+    is_peft = hasattr(model, "peft_config")
+    extra = {"adapter_names": list(adapters)} if is_peft and len(set(adapters)) > 1 else {}
+    adapter_off = is_peft and set(adapters) == {BASE}
+    was_training = model.training
+    model.eval()  # dropout off; peft refuses mixed adapters in training mode
+    try:
+        with torch.inference_mode(), (model.disable_adapter() if adapter_off else nullcontext()):
+            yield extra
+    finally:
+        model.train(was_training)
 
 
 def _eos_ids(tokenizer) -> set:
@@ -106,22 +122,15 @@ def stream(model, tokenizer, messages: list[dict], sampling: Sampling, adapters:
     kwargs = dict(**inputs, **sampling.generate_kwargs(), streamer=streamer,
                   stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
                   pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    is_peft = hasattr(model, "peft_config")
-    if is_peft and len(set(adapters)) > 1:
-        kwargs["adapter_names"] = adapters
-    adapter_off = is_peft and set(adapters) == {BASE}
     errors: list[BaseException] = []
 
     def work():
-        was_training = model.training
-        model.eval()  # dropout off; peft refuses mixed adapters in training mode
         try:
-            with torch.inference_mode(), (model.disable_adapter() if adapter_off else nullcontext()):
-                model.generate(**kwargs)
+            with _inference(model, adapters) as extra:
+                model.generate(**kwargs, **extra)
         except BaseException as err:  # surfaced to the caller below
             errors.append(err)
         finally:
-            model.train(was_training)
             streamer.end()
 
     thread = threading.Thread(target=work, daemon=True)
@@ -164,24 +173,10 @@ def answer_batch(model, tokenizer, conversations: list[list[dict]], adapters: li
     texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
     inputs = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
                        add_special_tokens=False).to(device)
-    kwargs = dict(**inputs, **sampling.generate_kwargs(),
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    is_peft = hasattr(model, "peft_config")
-    if is_peft and len(set(adapters)) > 1:
-        kwargs["adapter_names"] = list(adapters)
-    adapter_off = is_peft and set(adapters) == {BASE}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), (model.disable_adapter() if adapter_off else nullcontext()):
-            out = model.generate(**kwargs)
-    finally:
-        model.train(was_training)
-    new_tokens = out[:, inputs["input_ids"].shape[1]:].tolist()
-    ends = _eos_ids(tokenizer)
-    cut = [next((i for i, t in enumerate(row) if t in ends), len(row)) for row in new_tokens]
-    return [_complete_chars(tokenizer.decode(row[:n], skip_special_tokens=True)).strip()
-            for row, n in zip(new_tokens, cut)]
+    with _inference(model, adapters) as extra:
+        out = model.generate(**inputs, **sampling.generate_kwargs(), **extra,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    return [_decode_answer(tokenizer, row).strip() for row in out[:, inputs["input_ids"].shape[1]:].tolist()]
 
 
 def compare(model, tokenizer, messages: list[dict], sampling: Sampling,

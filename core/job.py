@@ -191,5 +191,4 @@ class TrainingJob:
                                Sampling(max_new_tokens=48, temperature=0, repetition_penalty=1.0))
         for prompt, text in zip(prompts, answers):
             self.log.append("sample", step=step, prompt=prompt, answer=text)
-        model.train()
 

@@ -150,24 +150,6 @@ def test_timer_redraws_only_when_the_run_changes(tmp_path):
     assert table.iloc[0].tolist()[:4] == ["demo-run", "Finished", "4/4", "0.800"]
 
 
-def test_chart_redraws_at_most_every_few_seconds_while_training(tmp_path, monkeypatch):
-    from ui import train_actions as act
-
-    run = _write_run(tmp_path, finished=False)
-    manager = JobManager(root=tmp_path)
-    monkeypatch.setattr(manager, "active_names", lambda: {"demo-run"})
-    skipped = {"__type__": "update"}
-    first = act.tick(manager, "demo-run", "", "", "en")
-    assert len(first[2]) == 6  # the first look draws everything
-    EventLog(run / "events.jsonl").append("log", step=5, total_steps=8, loss=0.7, lr=1e-3)
-    soon = act.tick(manager, "demo-run", first[5], first[6], "en")
-    assert "Step 5 /" in soon[0] and soon[2] == skipped and soon[3] == skipped  # status follows, chart waits
-    drawn_long_ago = soon[5].split("@")[0] + "@0"
-    EventLog(run / "events.jsonl").append("log", step=6, total_steps=8, loss=0.6, lr=1e-3)
-    later = act.tick(manager, "demo-run", drawn_long_ago, first[6], "en")
-    assert "Step 6 /" in later[0] and len(later[2]) == 8  # the chart catches up with every point
-
-
 # --- strings, launch safety, the whole app ----------------------------------------------------
 
 def test_strings_have_both_languages_with_the_same_keys_and_placeholders():

@@ -7,8 +7,6 @@ redraws when nothing changed.
 """
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 
 from core import runs
@@ -106,9 +104,6 @@ def initial_run(manager: JobManager) -> str | None:
     return found[0].name if found else None
 
 
-PLOT_REFRESH_SECONDS = 6.0
-
-
 def signature(manager: JobManager, name: str | None) -> str:
     """Changes whenever the run's event log or saved outputs change."""
     if not name:
@@ -149,10 +144,6 @@ def tick(manager: JobManager, name: str | None, last: str, known: str, lang: str
     """The timer: redraw only when the run's files changed; refresh the picker when runs appear.
 
     When a run starts elsewhere (another browser), this page switches to it.
-    While a run trains, the status line and metric cards follow every step, but
-    the curve, the sample answers and the settings redraw at most every
-    PLOT_REFRESH_SECONDS: each chart redraw costs the browser CPU, which on a
-    2-core laptop or Space is taken from the training itself.
     """
     names = ",".join(run_names(manager))
     picker, follow = gr.skip(), name
@@ -162,16 +153,9 @@ def tick(manager: JobManager, name: str | None, last: str, known: str, lang: str
             follow = live_job.name
         picker = run_picker(manager, lang, follow)
     sig = signature(manager, follow)
-    last_sig, _, drawn_at = last.partition("@")
-    if sig == last_sig:
-        return (*(gr.skip(),) * 5, last, names, picker)
-    status, metrics, frame, samples, config_text = render(manager, follow, lang)
-    now = time.time()
-    same_run = last_sig.split(":")[0] == (follow or "")
-    training = bool(follow) and follow in manager.active_names()
-    if same_run and training and now - float(drawn_at or 0) < PLOT_REFRESH_SECONDS:
-        return (status, metrics, gr.skip(), gr.skip(), gr.skip(), f"{sig}@{drawn_at}", names, picker)
-    return (status, metrics, frame, samples, config_text, f"{sig}@{now}", names, picker)
+    if sig == last:
+        return (*(gr.skip(),) * 5, sig, names, picker)
+    return (*render(manager, follow, lang), sig, names, picker)
 
 
 def settings_of(manager: JobManager, name: str | None, lang: str, names: list[str]) -> list:
