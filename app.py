@@ -73,11 +73,13 @@ def cmd_ui(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.config import ConfigError, RunConfig
-    from core.job import TrainingJob
+    from core.config import RunConfig
+    from core.errors import ConfigError
+    from core.plan.checks import check
+    from core.train.job import TrainingJob
 
     config = RunConfig.load_yaml(args.config).with_overrides(args.set)
-    problems = config.validate()
+    problems = check(config)
     if problems:
         raise ConfigError(" ".join(problems))
     if not _preflight_ok(config):
@@ -87,8 +89,8 @@ def cmd_train(args) -> int:
 
 def _preflight_ok(config) -> bool:
     """Print the data pre-flight report (rows, tokens, trained share); False when training would learn nothing."""
+    from core.data.preflight import format_report, run_preflight
     from core.models import load_tokenizer
-    from core.preflight import format_report, run_preflight
 
     report = run_preflight(config, load_tokenizer(config, os.environ.get("HF_TOKEN")), os.environ.get("HF_TOKEN"))
     print(format_report(report))
@@ -96,7 +98,7 @@ def _preflight_ok(config) -> bool:
 
 
 def cmd_resume(args) -> int:
-    from core.job import TrainingJob
+    from core.train.job import TrainingJob
     return follow(TrainingJob(None, token=os.environ.get("HF_TOKEN"), resume=args.run).start())
 
 
@@ -136,8 +138,8 @@ def _draw(summary, bar, shown):
 
 
 def cmd_chat(args) -> int:
-    from core.chat import get_chat_model
-    from core.generate import Sampling, answer, build_messages, compare
+    from core.infer.chat import get_chat_model
+    from core.infer.generate import Sampling, answer, build_messages, compare
 
     chat = get_chat_model(args.run, progress=print)
     sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=0.0, repetition_penalty=1.1)
@@ -155,7 +157,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from core.evaluate import evaluate_run
+    from core.infer.evaluate import evaluate_run
     report = evaluate_run(args.run, limit=args.limit, progress=print)
     print(f"\nBase:  {report['base_correct']}/{report['total']} = {report['base_share']:.0%}")
     print(f"Tuned: {report['tuned_correct']}/{report['total']} = {report['tuned_share']:.0%}")
@@ -163,7 +165,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core import export, runs
+    from core import runs
+    from core.infer import export
 
     run = runs.run_dir(args.run)
     merged = export.merge(run, progress=print)

@@ -7,7 +7,7 @@ what decides an out-of-memory kill), on CUDA torch's peak allocation. The
 child prints one `RESULT {json}` line; `run_child` returns it as a dict.
 
 Variants (spec["variant"]):
-  engine  TuneLab's own loop: core.trainer.Trainer on a model from core.models
+  engine  TuneLab's own loop: core.train.trainer.Trainer on a model from core.models
   plain   a minimal PyTorch + peft loop: fp32, padded batches, full logits, torch AdamW
   trl     trl's SFTTrainer at its defaults (bf16 autocast + gradient checkpointing + fused AdamW)
   idle    imports only (the framework's baseline memory)
@@ -52,11 +52,11 @@ GPU_MODELS = {
 
 # -- data ---------------------------------------------------------------------
 def demo_examples(max_length: int = 512) -> list[dict]:
-    """The built-in demo set's training split, tokenized by core.data exactly as a run would."""
+    """The built-in demo set's training split, tokenized by core.data.pipeline exactly as a run would."""
     from core.config import RunConfig
-    from core.data import prepare
+    from core.data.pipeline import prepare
+    from core.data.tokenize import apply_template_choice
     from core.models import load_tokenizer
-    from core.tokenize import apply_template_choice
 
     config = RunConfig(max_length=max_length)
     tokenizer = load_tokenizer(config)
@@ -152,7 +152,8 @@ def _child(spec: dict) -> dict:
     if variant == "idle":
         import peft  # noqa: F401  (what a training process has imported)
         import transformers  # noqa: F401
-        from core import models, trainer  # noqa: F401
+
+        from core.train import trainer  # noqa: F401
         out["rss"] = _rss()
         out["peak_bytes"] = _peak_rss()
         return out
@@ -217,13 +218,13 @@ def _run_engine(spec: dict, examples: list[dict]) -> dict:
     from core.config import RunConfig
     from core.events import EventLog
     from core.models import count_parameters, load_base, load_tokenizer, prepare_for_training
-    from core.trainer import Trainer
+    from core.train.trainer import Trainer
 
     config = RunConfig().replace(**spec.get("config", {}))
     steps = spec["steps"]
     config = config.replace(max_steps=steps, eval_steps=10**6, save_steps=10**6, logging_steps=10**6,
                             warmup_ratio=0.0)
-    hardware.set_cpu_threads()  # what core.job does before a run; the trainer then tunes
+    hardware.set_cpu_threads()  # what core.train.job does before a run; the trainer then tunes
     tokenizer = load_tokenizer(config)
     base = load_base(config)
     loaded_rss = _rss()
@@ -261,7 +262,7 @@ def _run_plain(spec: dict, examples: list[dict]) -> dict:
     from transformers import AutoModelForCausalLM
 
     from core.config import RunConfig
-    from core.trainer import micro_batches
+    from core.train.trainer import micro_batches
 
     device = _device()
     batch_size, steps = spec.get("batch_size", 4), spec["steps"]

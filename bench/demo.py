@@ -30,9 +30,9 @@ def main() -> None:
 
     from core import hardware
     from core.config import RunConfig
-    from core.evaluate import evaluate_run
-    from core.job import TrainingJob
+    from core.infer.evaluate import evaluate_run
     from core.models import resolve
+    from core.train.job import TrainingJob
 
     config = RunConfig.load_yaml(args.preset).with_overrides(args.set).replace(run_name="demo-bench")
     resolve(config.model)  # the embedded model is converted once; the target assumes it is cached

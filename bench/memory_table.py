@@ -4,7 +4,7 @@ Every row trains a few steps in its own child process (peak memory is that
 row's alone) with TuneLab's engine, on examples of exactly 128 tokens, an
 effective batch of 4 (so every row sees the same data per optimizer step).
 Peak = the child's peak resident memory (CPU) or torch's peak allocation (GPU);
-speed = tokens/s after a warm-up step; "planner" = core.memory.estimate for the
+speed = tokens/s after a warm-up step; "planner" = core.plan.memory.estimate for the
 same settings, for comparison.
 
     .venv/bin/python bench/memory_table.py           # CPU, ~5 min on 2 busy cores
@@ -20,8 +20,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (GPU_MODELS, fixed_length_examples, gb, gpu_model_folder, has_cuda, markdown_table,  # noqa: E402
-                    run_child, update_results, write_examples)
+from common import (  # noqa: E402
+    GPU_MODELS,
+    fixed_length_examples,
+    gb,
+    gpu_model_folder,
+    has_cuda,
+    markdown_table,
+    run_child,
+    update_results,
+    write_examples,
+)
 
 LENGTH, BATCH = 128, 4
 FULL = dict(method="full", learning_rate=1e-5)
@@ -56,9 +65,10 @@ def main() -> None:
             return
         gpu_model = "tiny" if args.dry_run else "llama-1b"
 
-    from core.config import RunConfig
-    from core.memory import estimate
     from transformers import LlamaConfig
+
+    from core.config import RunConfig
+    from core.plan.memory import estimate
     folder = Path(tempfile.mkdtemp(prefix="tunelab-memtable-"))
     data = write_examples(fixed_length_examples(BATCH * (args.steps + 1), LENGTH), folder)
     stats = {"length_max": LENGTH, "trained_share": 0.5}

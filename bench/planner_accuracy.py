@@ -1,4 +1,4 @@
-"""How close core.memory.estimate() comes to the measured peak, config by config.
+"""How close core.plan.memory.estimate() comes to the measured peak, config by config.
 
 Each configuration trains a few steps with TuneLab's engine in its own child
 process on the embedded model, with examples of one fixed length (so every
@@ -19,8 +19,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (GPU_MODELS, fixed_length_examples, gb, gpu_model_folder, has_cuda, markdown_table,  # noqa: E402
-                    run_child, update_results, write_examples)
+from common import (  # noqa: E402
+    GPU_MODELS,
+    fixed_length_examples,
+    gb,
+    gpu_model_folder,
+    has_cuda,
+    markdown_table,
+    run_child,
+    update_results,
+    write_examples,
+)
 
 BASE = dict(lora_r=8, lora_alpha=16)
 CONFIGS = [  # (label, RunConfig changes, example length)
@@ -47,7 +56,7 @@ def main() -> None:
         return gpu(args)
 
     from core.config import RunConfig
-    from core.memory import estimate
+    from core.plan.memory import estimate
 
     configs = [CONFIGS[i] for i in QUICK] if args.quick else CONFIGS
     folder = Path(tempfile.mkdtemp(prefix="tunelab-planner-"))
@@ -85,9 +94,10 @@ def gpu(args) -> None:
     if not has_cuda():
         print("--gpu: no CUDA device here; skipped (the figures wait for a GPU).")
         return
-    from core.config import RunConfig
-    from core.memory import estimate
     from transformers import LlamaConfig
+
+    from core.config import RunConfig
+    from core.plan.memory import estimate
 
     folder = Path(tempfile.mkdtemp(prefix="tunelab-planner-gpu-"))
     rows = []

@@ -1,9 +1,9 @@
 """Training throughput: TuneLab's engine vs trl's SFTTrainer at its defaults vs a plain PyTorch loop.
 
 Same model (the embedded SmolLM2-135M-Instruct), same data (the built-in demo
-set tokenized by core.data), LoRA r=8 on every linear layer, batch 4:
+set tokenized by core.data.pipeline), LoRA r=8 on every linear layer, batch 4:
 
-  A  TuneLab's engine: core.trainer.Trainer, settings picked by itself
+  A  TuneLab's engine: core.train.trainer.Trainer, settings picked by itself
   B  trl SFTTrainer at its defaults (only run size / output / reporting set;
      on a CPU that means bf16 autocast + gradient checkpointing + fused AdamW)
   C  a minimal PyTorch + peft loop: fp32, padded batches, full logits, torch AdamW
@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (LORA, demo_examples, gb, gpu_model_folder, has_cuda, markdown_table, run_child,  # noqa: E402
-                    update_results, write_examples)
+from common import LORA, demo_examples, gb, gpu_model_folder, has_cuda, markdown_table, run_child, update_results, write_examples  # noqa: E402
 
 ENGINE = dict(lora_r=LORA["r"], lora_alpha=LORA["lora_alpha"], lora_dropout=LORA["lora_dropout"], batch_size=4,
               target_modules="all-linear")

@@ -1,20 +1,26 @@
 """RunConfig: the one description of a fine-tuning run.
 
 Presets, the UI form, the CLI (`--set key=value`) and each run's saved
-`config.yaml` are all this same dataclass. Every field carries a help text
-(reused as the form's tooltip), the section it belongs to, and, where the
-value is one of a few, its choices. `validate()` explains problems in plain
-words; YAML loading rejects unknown keys by name.
+`config.yaml` are all this same dataclass. Every field carries the form
+section it belongs to and, where the value is one of a few, its choices; its
+label and help text (the form's tooltip, the CLI's help) are in the text
+catalogue, in every language (`field_info`). `validate()` explains, in plain
+words, what is wrong on any machine (core.plan.checks adds what depends on
+this one); YAML loading rejects unknown keys by name.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from core.errors import ConfigError
+from core.messages import DEFAULT_LANG, text
 
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
 DEFAULT_DATASET = "builtin:demo"
@@ -24,12 +30,17 @@ QUANTIZATIONS = ("none", "8bit", "4bit")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "qa", "markers", "text")
 
 
-def _f(default: Any, section: str, help: str, choices: tuple | None = None, **kw) -> Any:
-    """A dataclass field with its help text, form section and allowed choices."""
-    meta = {"help": help, "section": section, "choices": choices}
+def _f(default: Any, section: str, choices: tuple | None = None, **kw) -> Any:
+    """A dataclass field with its form section and allowed choices.
+
+    Its label and help text live in the catalogue (core/catalog/<lang>/fields.yaml) under
+    field.<name>.label / field.<name>.help, so the Korean form has Korean tooltips too.
+    """
+    meta = {"section": section, "choices": choices}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -38,65 +49,65 @@ def _f(default: Any, section: str, help: str, choices: tuple | None = None, **kw
 @dataclass
 class RunConfig:
     # --- model -----------------------------------------------------------
-    model: str = _f(DEFAULT_MODEL, "model", "Which model to fine-tune: the embedded default, a Hugging Face Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct) or a local folder.")
-    method: str = _f("lora", "model", "lora: train small adapter matrices (fast, small files). qlora: the same on a 4-bit model (fits big models on small GPUs). full: train every weight (most memory).", METHODS)
-    trust_remote_code: bool = _f(False, "model", "Run Python code shipped with the model. Only turn on for models you trust: the code runs on this machine.")
+    model: str = _f(DEFAULT_MODEL, "model")
+    method: str = _f("lora", "model", METHODS)
+    trust_remote_code: bool = _f(False, "model")
     # --- quantization ------------------------------------------------------
-    quantization: str = _f("none", "quantization", "Load the base model in 4-bit or 8-bit (bitsandbytes) to save memory. QLoRA uses 4-bit.", QUANTIZATIONS)
-    quant_type: str = _f("nf4", "quantization", "4-bit number format: nf4 (best for weights) or fp4.", ("nf4", "fp4"))
-    double_quant: bool = _f(True, "quantization", "Quantize the quantization constants too: saves ~0.4 bits per weight.")
-    compute_dtype: str = _f("auto", "quantization", "Precision used for computing with 4-bit weights; auto picks bf16/fp16 on a GPU and fp32 on a CPU.", PRECISIONS)
+    quantization: str = _f("none", "quantization", QUANTIZATIONS)
+    quant_type: str = _f("nf4", "quantization", ("nf4", "fp4"))
+    double_quant: bool = _f(True, "quantization")
+    compute_dtype: str = _f("auto", "quantization", PRECISIONS)
     # --- LoRA --------------------------------------------------------------
-    lora_r: int = _f(16, "lora", "LoRA rank: size of the adapter. 8-64 is typical; bigger learns more but uses more memory.")
-    lora_alpha: int = _f(32, "lora", "LoRA scaling (alpha). The adapter's effect is alpha / r; often 2 x r.")
-    lora_dropout: float = _f(0.05, "lora", "Dropout on the adapter input, 0 to 0.5. Helps against overfitting on small data.")
-    target_modules: str = _f("all-linear", "lora", "Layers that get adapters: 'all-linear' (every linear layer but the output head) or names separated by commas, e.g. q_proj,v_proj.")
-    lora_bias: str = _f("none", "lora", "Which biases to train alongside the adapter.", ("none", "lora_only", "all"))
-    loraplus_ratio: float = _f(0.0, "lora", "LoRA+: train the adapter's second matrix (B) this many times faster than the first (A); 4-16 learns faster. 0 = off.")
+    lora_r: int = _f(16, "lora")
+    lora_alpha: int = _f(32, "lora")
+    lora_dropout: float = _f(0.05, "lora")
+    target_modules: str = _f("all-linear", "lora")
+    lora_bias: str = _f("none", "lora", ("none", "lora_only", "all"))
+    loraplus_ratio: float = _f(0.0, "lora")
     # --- data --------------------------------------------------------------
-    dataset: str = _f(DEFAULT_DATASET, "data", "Training data: builtin:demo, a Hub dataset id, or a file (JSON, JSONL, CSV, TSV, Parquet, TXT).")
-    dataset_config: str = _f("", "data", "Hub dataset configuration (subset) name, if it has several.")
-    dataset_split: str = _f("train", "data", "Split to train on, slices allowed: train, train[:10%], train[:500].")
-    data_format: str = _f("auto", "data", "How rows are laid out; auto detects it.", DATA_FORMATS)
-    prompt_column: str = _f("", "data", "Column holding the question (for question/answer data); empty = detect.")
-    response_column: str = _f("", "data", "Column holding the answer (for question/answer data); empty = detect.")
-    user_marker: str = _f("<usr>", "data", "Marker that starts a user turn in single-text data.")
-    bot_marker: str = _f("<bot>", "data", "Marker that starts an assistant turn in single-text data.")
-    chat_template: str = _f("auto", "data", "Chat template: auto uses the model's own (or a plain one if it has none); chatml adds <|im_start|> tokens.", ("auto", "chatml", "plain"))
-    system_prompt: str = _f("", "data", "System message added to every example that has none (empty = none).")
-    max_length: int = _f(512, "data", "Longest example in tokens; longer ones are cut.")
-    validation_share: float = _f(0.1, "data", "Share of rows held back to measure validation loss (0 = none).")
-    subset_share: float = _f(1.0, "data", "Use only this share of the rows (1 = all); handy for a quick try.")
-    train_on: str = _f("answers", "data", "answers: learn only the assistant's replies (recommended). all: learn the whole text.", ("answers", "all"))
-    packing: bool = _f(True, "data", "Pack short examples together without padding: faster, same result.")
-    clean_text: bool = _f(True, "data", "Strip surrounding whitespace and control characters.")
-    drop_duplicates: bool = _f(True, "data", "Drop rows that are exact duplicates.")
-    min_chars: int = _f(1, "data", "Drop examples whose answer is shorter than this many characters.")
-    max_chars: int = _f(0, "data", "Drop examples longer than this many characters (0 = no limit).")
-    korean_stopwords: bool = _f(False, "data", "Remove common Korean stopwords from the text (for users who want it).")
-    shuffle: bool = _f(True, "data", "Shuffle rows (with the seed) before splitting.")
+    dataset: str = _f(DEFAULT_DATASET, "data")
+    dataset_config: str = _f("", "data")
+    dataset_split: str = _f("train", "data")
+    data_format: str = _f("auto", "data", DATA_FORMATS)
+    prompt_column: str = _f("", "data")
+    response_column: str = _f("", "data")
+    user_marker: str = _f("<usr>", "data")
+    bot_marker: str = _f("<bot>", "data")
+    chat_template: str = _f("auto", "data", ("auto", "chatml", "plain"))
+    system_prompt: str = _f("", "data")
+    max_length: int = _f(512, "data")
+    validation_share: float = _f(0.1, "data")
+    subset_share: float = _f(1.0, "data")
+    train_on: str = _f("answers", "data", ("answers", "all"))
+    packing: bool = _f(True, "data")
+    clean_text: bool = _f(True, "data")
+    drop_duplicates: bool = _f(True, "data")
+    min_chars: int = _f(1, "data")
+    max_chars: int = _f(0, "data")
+    korean_stopwords: bool = _f(False, "data")
+    shuffle: bool = _f(True, "data")
     # --- training ------------------------------------------------------------
-    epochs: float = _f(3.0, "training", "Passes over the data. Ignored when max steps is set.")
-    max_steps: int = _f(0, "training", "Stop after this many optimizer steps (0 = use epochs).")
-    batch_size: int = _f(4, "training", "Examples per forward pass (micro-batch). Lower it if memory runs out.")
-    grad_accum: int = _f(1, "training", "Micro-batches per optimizer step. Effective batch = batch size x this.")
-    learning_rate: float = _f(2e-4, "training", "Step size. LoRA: 1e-4 to 1e-3. Full fine-tuning: 1e-5 to 5e-5.")
-    scheduler: str = _f("cosine", "training", "How the learning rate changes over the run.", SCHEDULERS)
-    warmup_ratio: float = _f(0.03, "training", "Share of steps spent ramping the learning rate up from 0.")
-    weight_decay: float = _f(0.0, "training", "Weight decay (L2-like regularisation).")
-    max_grad_norm: float = _f(1.0, "training", "Clip gradients to this norm (0 = off). 0.3 is the QLoRA recipe.")
-    optimizer: str = _f("adamw_torch", "training", "adamw_torch: standard. adamw_8bit / paged_*: bitsandbytes optimizers that save memory.", OPTIMIZERS)
-    gradient_checkpointing: bool = _f(False, "training", "Recompute activations instead of storing them: much less memory, ~30% slower.")
-    precision: str = _f("auto", "training", "auto: bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU.", PRECISIONS)
-    seed: int = _f(42, "training", "Random seed, for repeatable runs.")
-    logging_steps: int = _f(1, "training", "Log loss every N optimizer steps.")
-    eval_steps: int = _f(0, "training", "Measure validation loss and ask the probe prompts every N steps (0 = about 5 times per run).")
-    save_steps: int = _f(0, "training", "Save a resumable checkpoint every N steps (0 = at each evaluation).")
-    oom_retry: bool = _f(True, "training", "If memory runs out, retry with half the batch and double accumulation (same effective batch).")
-    probe_prompts: list = _f([], "training", "A few questions the model answers at each evaluation, so you can watch it learn.")
+    epochs: float = _f(3.0, "training")
+    max_steps: int = _f(0, "training")
+    batch_size: int = _f(4, "training")
+    grad_accum: int = _f(1, "training")
+    learning_rate: float = _f(2e-4, "training")
+    scheduler: str = _f("cosine", "training", SCHEDULERS)
+    warmup_ratio: float = _f(0.03, "training")
+    weight_decay: float = _f(0.0, "training")
+    max_grad_norm: float = _f(1.0, "training")
+    optimizer: str = _f("adamw_torch", "training", OPTIMIZERS)
+    gradient_checkpointing: bool = _f(False, "training")
+    precision: str = _f("auto", "training", PRECISIONS)
+    seed: int = _f(42, "training")
+    logging_steps: int = _f(1, "training")
+    eval_steps: int = _f(0, "training")
+    save_steps: int = _f(0, "training")
+    oom_retry: bool = _f(True, "training")
+    probe_prompts: list = _f([], "training")
     # --- output ------------------------------------------------------------
-    run_name: str = _f("", "output", "Name of the run folder (letters, digits, - and _). Empty = made from the time.")
-    report_to: str = _f("none", "output", "Also log to an experiment tracker (needs it installed).", ("none", "tensorboard", "wandb"))
+    run_name: str = _f("", "output")
+    report_to: str = _f("none", "output", ("none", "tensorboard", "wandb"))
 
     # ------------------------------------------------------------------------
     @classmethod
@@ -104,14 +115,16 @@ class RunConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def field_info(cls, name: str) -> dict:
-        return dict(_FIELDS[name].metadata)
+    def field_info(cls, name: str, lang: str = DEFAULT_LANG) -> dict:
+        """The field's section, choices, label and help text (in `lang`)."""
+        return {**_FIELDS[name].metadata, "label": text(f"field.{name}.label", lang),
+                "help": text(f"field.{name}.help", lang)}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunConfig":
+    def from_dict(cls, data: dict) -> RunConfig:
         unknown = [k for k in data if k not in _FIELDS]
         if unknown:
             raise ConfigError(_unknown_key_message(unknown))
@@ -120,14 +133,14 @@ class RunConfig:
             setattr(config, key, coerce(key, value))
         return config
 
-    def replace(self, **changes) -> "RunConfig":
+    def replace(self, **changes) -> RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
     def save_yaml(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
 
     @classmethod
-    def load_yaml(cls, path: str | Path) -> "RunConfig":
+    def load_yaml(cls, path: str | Path) -> RunConfig:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
@@ -138,7 +151,7 @@ class RunConfig:
             raise ConfigError(f"{path} must hold 'key: value' lines, not a {type(data).__name__}.")
         return cls.from_dict(data)
 
-    def with_overrides(self, pairs: list[str]) -> "RunConfig":
+    def with_overrides(self, pairs: list[str]) -> RunConfig:
         """Apply CLI-style `key=value` overrides."""
         changes = {}
         for pair in pairs:
@@ -157,13 +170,12 @@ class RunConfig:
         return "4bit" if self.method == "qlora" and self.quantization == "none" else self.quantization
 
     def validate(self) -> list[str]:
-        """Plain-language problems with this config; empty when it is fine."""
-        from core.validation import problems
-        return problems(self)
+        """Plain-language problems with this config that hold on any machine; empty when it is fine.
 
-
-class ConfigError(ValueError):
-    """A config the user wrote that cannot be used; the message says why."""
+        What depends on the hardware (bf16 on this CPU, bitsandbytes installed) is
+        checked by core.plan.checks.check, which calls this first.
+        """
+        return _choice_problems(self) + _range_problems(self) + _combination_problems(self)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
@@ -214,3 +226,55 @@ def coerce(key: str, value: Any) -> Any:
 
 def _kind_words(kind: type) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number", list: "a list"}.get(kind, "text")
+
+
+# --- checks that hold on any machine ------------------------------------------------
+def _choice_problems(c: RunConfig) -> list[str]:
+    out = []
+    for name in c.field_names():
+        choices = c.field_info(name)["choices"]
+        value = getattr(c, name)
+        if choices and value not in choices:
+            out.append(f"'{name}' is '{value}', but it must be one of: {', '.join(choices)}.")
+    return out
+
+
+def _range_problems(c: RunConfig) -> list[str]:
+    out = []
+    checks = [
+        (not c.model.strip(), "Pick a model: the embedded default, a Hub id or a local folder."),
+        (not c.dataset.strip(), "Pick a dataset: builtin:demo, a Hub id or a file."),
+        (c.lora_r < 1 or c.lora_r > 1024, f"LoRA rank must be between 1 and 1024 (it is {c.lora_r}); 8-64 is typical."),
+        (c.lora_alpha < 1, f"LoRA alpha must be at least 1 (it is {c.lora_alpha}); 2 x rank is a good start."),
+        (not 0 <= c.lora_dropout < 1, f"LoRA dropout must be from 0 up to (not including) 1 (it is {c.lora_dropout})."),
+        (not 0 <= c.loraplus_ratio <= 64, f"LoRA+ ratio must be from 0 (off) to 64 (it is {c.loraplus_ratio}); 4-16 is typical."),
+        (c.max_length < 16 or c.max_length > 131072, f"Max length must be between 16 and 131072 tokens (it is {c.max_length})."),
+        (not 0 <= c.validation_share < 1, f"Validation share must be from 0 up to (not including) 1 (it is {c.validation_share}); 0.1 is typical."),
+        (not 0 < c.subset_share <= 1, f"Subset share must be above 0 and at most 1 (it is {c.subset_share})."),
+        (c.epochs <= 0 and c.max_steps <= 0, "Set epochs above 0, or max steps above 0."),
+        (c.max_steps < 0, f"Max steps can't be negative (it is {c.max_steps}); 0 means 'use epochs'."),
+        (c.batch_size < 1, f"Batch size must be at least 1 (it is {c.batch_size})."),
+        (c.grad_accum < 1, f"Gradient accumulation must be at least 1 (it is {c.grad_accum})."),
+        (not 0 < c.learning_rate < 1, f"Learning rate must be above 0 and below 1 (it is {c.learning_rate}); try 2e-4 for LoRA."),
+        (not 0 <= c.warmup_ratio < 1, f"Warmup ratio must be from 0 up to (not including) 1 (it is {c.warmup_ratio})."),
+        (c.weight_decay < 0, f"Weight decay can't be negative (it is {c.weight_decay})."),
+        (c.max_grad_norm < 0, f"Max grad norm can't be negative (it is {c.max_grad_norm}); 0 turns clipping off."),
+        (c.logging_steps < 1, f"Logging steps must be at least 1 (it is {c.logging_steps})."),
+        (c.eval_steps < 0 or c.save_steps < 0, "Eval steps and save steps can't be negative (0 means automatic)."),
+        (c.min_chars < 0 or c.max_chars < 0, "Length filters can't be negative (0 means no limit)."),
+        (bool(c.run_name) and not RUN_NAME_PATTERN.match(c.run_name),
+         f"Run name '{c.run_name}' may only hold letters, digits, '-', '_' and '.', up to 80 characters, with no folders."),
+    ]
+    for failed, message in checks:
+        if failed:
+            out.append(message)
+    return out
+
+
+def _combination_problems(c: RunConfig) -> list[str]:
+    out = []
+    if c.method == "full" and c.quantization != "none":
+        out.append("Full fine-tuning can't train 4-bit or 8-bit weights. Use method 'qlora' (or 'lora'), or set quantization to 'none'.")
+    if c.method == "qlora" and c.quantization == "8bit":
+        out.append("QLoRA means a 4-bit base model. Set quantization to '4bit', or use method 'lora' with 8-bit.")
+    return out

@@ -1,31 +1,76 @@
-"""One place that turns any exception into a sentence a user can act on.
+"""Every exception TuneLab raises on purpose, and the one place that turns any error into a sentence.
 
-Used by the CLI and the UI so that neither shows a bare traceback.
+Each class is a mistake a user can make or a state they can be in; its
+message (a `core.messages.Msg` where it was built from the catalogue) says
+what is wrong and what to do. `explain()` is used by the CLI and the UI so
+neither ever shows a bare traceback. This module imports nothing from core
+but the messages, so any module may raise these without an import cycle.
 """
 from __future__ import annotations
 
-from core.messages import msg
+from core.messages import Msg, msg
 
 BAD_INPUT, FAILED = 2, 1
 
 
-def explain(err: BaseException) -> tuple[str, int]:
-    """(plain message, exit code) for an error."""
-    from core.chat import ChatError
-    from core.config import ConfigError
-    from core.export import ExportError
-    from core.formats import DataError
-    from core.job import is_out_of_memory
-    from core.models import ModelError
+class TuneLabError(Exception):
+    """Base of the errors below: the first argument is the message for people (a Msg or a str)."""
 
-    if isinstance(err, (ConfigError, DataError, ModelError, ChatError, ExportError)):
-        return str(err), BAD_INPUT
+    @property
+    def message(self) -> str:
+        return self.args[0] if self.args else ""
+
+
+class ConfigError(TuneLabError, ValueError):
+    """A config the user wrote that cannot be used; the message says why."""
+
+
+class DataError(TuneLabError, ValueError):
+    """Data that cannot be used; the message names the problem and the fix."""
+
+
+class RowProblem(TuneLabError, ValueError):
+    """One row that cannot be used; the message is the drop reason shown in the report."""
+
+
+class ModelError(TuneLabError, RuntimeError):
+    """A model that cannot be found or loaded; the message says what to do."""
+
+
+class ChatError(TuneLabError, RuntimeError):
+    """A run that cannot be chatted with (yet); the message says why."""
+
+
+class ExportError(TuneLabError, RuntimeError):
+    """A merge, save or Hub push that cannot be done; the message says why."""
+
+
+class Busy(TuneLabError, RuntimeError):
+    """Another job is using the machine; the message says which."""
+
+
+USER_ERRORS = (ConfigError, DataError, ModelError, ChatError, ExportError, Busy)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for CUDA/CPU out-of-memory errors, whichever library raised them."""
+    text = str(err).lower()
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
+        return True
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def explain(err: BaseException) -> tuple[str, int]:
+    """(plain message, exit code) for an error; the message is a Msg where the catalogue has one."""
+    if isinstance(err, USER_ERRORS):
+        return err.message if isinstance(err.message, Msg) else str(err), BAD_INPUT
     if is_out_of_memory(err):
-        return msg("error.out_of_memory"), FAILED  # a Msg: the UI shows it in the page's language
+        return msg("error.out_of_memory"), FAILED
     if isinstance(err, FileNotFoundError):
-        return f"File or folder not found: {err.filename or err}", BAD_INPUT
+        return msg("error.not_found", path=err.filename or str(err)), BAD_INPUT
     if isinstance(err, (ValueError, KeyError)):
         return str(err).strip("'\""), BAD_INPUT
     if isinstance(err, ImportError):
-        return f"A package is missing: {err.name or err}. Run 'make run' (or pip install -r requirements.txt).", FAILED
-    return f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else 'unexpected error'}", FAILED
+        return msg("error.missing_package", package=err.name or str(err)), FAILED
+    detail = str(err).splitlines()[0][:300] if str(err) else ""
+    return msg("error.unexpected", error=type(err).__name__, detail=detail or "-"), FAILED

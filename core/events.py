@@ -11,8 +11,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 # The kinds of events a run writes, in the order they usually appear.
 EVENT_TYPES = (

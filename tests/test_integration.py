@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from core.config import RunConfig
-from core.export import merge
-from core.job import TrainingJob
+from core.infer.export import merge
+from core.train.job import TrainingJob
 
 pytestmark = pytest.mark.slow
 

@@ -1,15 +1,15 @@
 """Faults a real app meets: repeated runs, a second Start, stopped generation, secrets, random input."""
 import gc
 import threading
-import weakref
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.config import ConfigError, RunConfig
-from core.job import TrainingJob
-from core.manager import Busy, JobManager
+from core.config import RunConfig
+from core.errors import Busy, ConfigError
+from core.train.job import TrainingJob
+from core.train.manager import JobManager
 
 
 def test_second_start_is_refused_with_who_is_running(tiny_config, runs_root):
@@ -30,7 +30,7 @@ def test_token_is_never_written_to_disk(tiny_config, runs_root):
     secret = "hf_" + "Q" * 34
     job = TrainingJob(tiny_config.replace(max_steps=2), token=secret).start()
     assert job.join(120) == "finished"
-    from core.export import merge
+    from core.infer.export import merge
     merge(job.dir)
     for path in job.dir.rglob("*"):
         if path.is_file():
@@ -57,7 +57,8 @@ def test_five_runs_in_one_process_leak_no_models(tiny_config):
 
 def test_generation_stop_ends_quickly_and_never_blocks_the_next(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from core.generate import Sampling, stream
+
+    from core.infer.generate import Sampling, stream
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     stop = threading.Event()
@@ -74,8 +75,9 @@ def test_generation_stop_ends_quickly_and_never_blocks_the_next(tiny_model_dir):
 def test_base_and_tuned_differ_from_one_loaded_model(tiny_config, tiny_model_dir):
     """The 'base' column equals the plain base model; the 'tuned' one carries the adapter."""
     from transformers import AutoModelForCausalLM
-    from core.chat import get_chat_model, release
-    from core.generate import Sampling, answer, compare
+
+    from core.infer.chat import get_chat_model, release
+    from core.infer.generate import Sampling, answer, compare
     job = TrainingJob(tiny_config.replace(max_steps=3, learning_rate=5e-2)).start()
     assert job.join(120) == "finished"
     chat = get_chat_model(job.name)
@@ -88,7 +90,7 @@ def test_base_and_tuned_differ_from_one_loaded_model(tiny_config, tiny_model_dir
     assert base != tuned
 
     # batched, left-padded, mixed base/tuned rows give the same answers as one question at a time
-    from core.generate import BASE, answer_batch
+    from core.infer.generate import BASE, answer_batch
     questions = [question, [{"role": "user", "content": "Tell me about the bakery on the island, please"}]]
     rows = [q for q in questions for _ in (0, 1)]
     batched = answer_batch(chat.model, chat.tokenizer, rows, [BASE, "default"] * 2, greedy)
@@ -125,7 +127,8 @@ row_keys = st.sampled_from(["messages", "conversations", "instruction", "input",
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.dictionaries(row_keys, json_values, max_size=4), min_size=1, max_size=6))
 def test_random_rows_end_in_a_message_or_examples(rows):
-    from core.formats import DataError, detect_format, to_examples
+    from core.data.formats import detect_format, to_examples
+    from core.errors import DataError
     config = RunConfig()
     try:
         examples, report = to_examples(rows, detect_format(rows, config), config)

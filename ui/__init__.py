@@ -14,7 +14,7 @@ from ui.strings import t
 if TYPE_CHECKING:
     import gradio as gr
 
-    from core.manager import JobManager
+    from core.train.manager import JobManager
 
 
 def build_app(manager: JobManager, lang: str = "en", banner: str = "") -> gr.Blocks:
@@ -31,7 +31,7 @@ def build_app(manager: JobManager, lang: str = "en", banner: str = "") -> gr.Blo
             with gr.Tab(t("tab_data", lang), id="data"):
                 data = data_tab.build(form, lang)
             with gr.Tab(t("tab_train", lang), id="train"):
-                train = train_tab.build(manager, form, lang, data.stats, before_start=chat_tab.release_base_only)
+                train = train_tab.build(manager, form, lang, data.stats)
             with gr.Tab(t("tab_chat", lang), id="chat") as chat_page:
                 chat = chat_tab.build(manager, lang, base_model=form["model"])
             with gr.Tab(t("tab_export", lang), id="export") as export_page:

@@ -1,6 +1,6 @@
 """Chat tab: ask once, see the base and the tuned answer side by side, streamed.
 
-Both answers come from one loaded model (core.generate.compare). The model's
+Both answers come from one loaded model (core.infer.generate.compare). The model's
 lock makes questions from several browsers take turns; a per-browser stop
 event ends generation within a token. While a run trains on this machine,
 chat says so and waits for it instead of slowing training down.
@@ -15,27 +15,19 @@ import gradio as gr
 import pandas as pd
 
 from core import runs
-from core.chat import BaseOnly, get_chat_model
 from core.config import RunConfig
-from core.generate import BASE, Sampling, build_messages, compare, stream
-from core.manager import JobManager
+from core.infer.chat import get_base_model, get_chat_model
+from core.infer.generate import BASE, Sampling, build_messages, compare, stream
+from core.train.manager import JobManager
 from ui.strings import t
 from ui.widgets import busy_message, error_md, friendly, run_choices
 
 _stops: dict[str, threading.Event] = {}   # browser session -> its stop button's event
-_base_only: dict = {}                      # the base model for chatting before any run exists
-_base_lock = threading.Lock()
 
 
 @dataclass
 class ChatTab:
     refresh: tuple  # (fn, inputs, outputs): refresh the run list (page load, tab select)
-
-
-def release_base_only() -> None:
-    """Drop the base-only chat model (training is about to need the memory)."""
-    with _base_lock:
-        _base_only.clear()
 
 
 def build(manager: JobManager, lang: str, base_model: gr.components.Component) -> ChatTab:
@@ -111,14 +103,7 @@ def _stop(request: gr.Request) -> None:
 
 def _load(name: str, base_model: str = ""):
     """The chat model for a run, or the chosen base model alone (kept loaded between questions)."""
-    if name:
-        return get_chat_model(name)
-    config = RunConfig(model=base_model.strip()) if (base_model or "").strip() else RunConfig()
-    with _base_lock:
-        if _base_only.get("model") != config.model:
-            _base_only.clear()
-            _base_only["chat"], _base_only["model"] = BaseOnly(config), config.model
-        return _base_only["chat"]
+    return get_chat_model(name) if name else get_base_model(base_model or "")
 
 
 def answer(manager: JobManager, lang: str, name: str, system: str, question: str, base_hist: list,
@@ -170,7 +155,7 @@ def _pairs(chat, name: str, messages: list, sampling: Sampling, stop: threading.
 
 def run_eval(manager: JobManager, lang: str, name: str, limit, progress) -> tuple:
     """Held-out questions, base vs tuned: a one-line result and a table."""
-    from core.evaluate import evaluate_run
+    from core.infer.evaluate import evaluate_run
 
     if not name:
         return error_md(t("evaluate", lang), t("eval_needs_run", lang)), None

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from core import export, runs
-from core.manager import JobManager
+from core import runs
+from core.infer import export
+from core.train.manager import JobManager
 from ui.strings import localize, t
 from ui.widgets import busy_message, error_md, friendly, run_choices
 
@@ -70,7 +71,7 @@ def _merged_of(manager: JobManager, name: str | None) -> str:
 
 
 def do_merge(manager: JobManager, lang: str, name: str | None, progress) -> tuple:
-    """(merged folder, message): core.export.merge with its steps shown as progress."""
+    """(merged folder, message): core.infer.export.merge with its steps shown as progress."""
     if not name:
         return "", error_md(t("merge", lang), t("pick_run", lang))
     busy = busy_message(manager, lang)

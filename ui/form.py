@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.config import ConfigError, RunConfig
+from core.config import RunConfig
+from core.errors import ConfigError
+from core.plan.checks import check
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -71,7 +73,7 @@ def values_from_config(config: RunConfig) -> dict:
 def problems_of(values: dict) -> list[str]:
     """Everything wrong with the form, in plain words (empty when it can start)."""
     try:
-        return config_from_values(values).validate()
+        return check(config_from_values(values))
     except ConfigError as err:
         return [str(err)]
 

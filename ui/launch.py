@@ -16,7 +16,7 @@ from core import runs
 from ui.strings import t
 
 if TYPE_CHECKING:  # the engine (torch) loads only once the arguments are known to be good
-    from core.manager import JobManager
+    from core.train.manager import JobManager
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_UPLOAD = "200mb"
@@ -57,7 +57,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, s
         bar = "!" * 78
         print(f"\n{bar}\n{warning}\n{bar}\n", file=sys.stderr, flush=True)
 
-    from core.manager import JobManager
+    from core.train.manager import JobManager
     from ui import build_app
     from ui.style import CSS, theme
 
@@ -83,7 +83,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, s
     return EXIT_OK
 
 
-def _stop_training(manager: "JobManager", wait_seconds: float = 60) -> None:
+def _stop_training(manager: JobManager, wait_seconds: float = 60) -> None:
     """On exit, stop a running job so its adapter is saved; resume continues it later."""
     job = manager.current
     if job:

@@ -1,6 +1,6 @@
-"""The Data tab's check: format, counts, token statistics and a preview, from core.preflight.
+"""The Data tab's check: format, counts, token statistics and a preview, from core.data.preflight.
 
-The report is core.preflight's (the same steps a run takes before training);
+The report is core.data.preflight's (the same steps a run takes before training);
 this module adds the cached tokenizer and renders examples as chat bubbles.
 No gradio here.
 """
@@ -15,8 +15,8 @@ from ui.strings import t
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(model: str, template: str, trust: bool, token: str | None):
+    from core.data.tokenize import apply_template_choice
     from core.models import load_tokenizer
-    from core.tokenize import apply_template_choice
 
     tokenizer = load_tokenizer(RunConfig(model=model, trust_remote_code=trust), token)
     apply_template_choice(tokenizer, template)
@@ -29,12 +29,12 @@ def tokenizer_for(config: RunConfig, token: str | None = None):
 
 
 def data_report(config: RunConfig, token: str | None = None, n_preview: int = 5) -> tuple[dict, list[dict]]:
-    """(core.preflight's report, the first examples as chat messages).
+    """(core.data.preflight's report, the first examples as chat messages).
 
     Data that cannot be used comes back as a report with `problems`, not an exception.
     """
     try:
-        from core import preflight
+        from core.data import preflight
     except ImportError:  # an older core without preflight: counts only, no token view
         return _counts_only(config, token, n_preview)
     report = preflight.run_preflight(config, tokenizer_for(config, token), token=token)
@@ -43,7 +43,7 @@ def data_report(config: RunConfig, token: str | None = None, n_preview: int = 5)
 
 
 def _counts_only(config: RunConfig, token: str | None, n: int) -> tuple[dict, list[dict]]:
-    from core.data import load_examples
+    from core.data.pipeline import load_examples
     examples, fmt, report = load_examples(config, token)
     return {**report, "format": fmt, "examples": len(examples), "ok": True, "problems": []}, examples[:n]
 

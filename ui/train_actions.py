@@ -11,7 +11,9 @@ import gradio as gr
 
 from core import runs
 from core.config import RunConfig
-from core.manager import Busy, JobManager
+from core.errors import Busy
+from core.plan.checks import check
+from core.train.manager import JobManager
 from ui import live
 from ui.form import config_from_values, problems_of, values_from_config
 from ui.strings import t
@@ -31,9 +33,9 @@ def settings_check(values: dict, lang: str, data_stats: dict | None = None) -> s
 
 
 def estimate_text(config: RunConfig, lang: str, data_stats: dict | None = None) -> str:
-    """core.memory's "fits / does not fit" line, sized by the Data tab's last check; a note without it."""
+    """core.plan.memory's "fits / does not fit" line, sized by the Data tab's last check; a note without it."""
     try:
-        from core.memory import estimate
+        from core.plan.memory import estimate
     except ImportError:
         return t("estimate_missing", lang)
     try:
@@ -45,15 +47,13 @@ def estimate_text(config: RunConfig, lang: str, data_stats: dict | None = None) 
         return f"({friendly(err, lang)})"
 
 
-def start(manager: JobManager, values: dict, token: str, who: str, lang: str, before_start=None):
+def start(manager: JobManager, values: dict, token: str, who: str, lang: str):
     """(action html, run picker update): a new job, or the reason it cannot start."""
     try:
         config = config_from_values(values)
-        problems = config.validate()
+        problems = check(config)
         if problems:
             return error_md(t("cannot_start", lang), " ".join(problems)), gr.skip()
-        if before_start and not manager.current:
-            before_start()  # free the chat tab's model: training needs the memory
         job = manager.start(config, token=token or None, who=who)
     except Busy as err:
         gr.Warning(str(err))

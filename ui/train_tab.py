@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from core.config import DEFAULT_MODEL, RunConfig
-from core.manager import JobManager
+from core.train.manager import JobManager
 from ui import train_actions as act
 from ui.form import SIMPLE_FIELDS, advanced_fields, preset_choices, preset_values
 from ui.strings import field_label, t
@@ -29,12 +29,12 @@ class TrainTab:
     loaders: list  # (fn, inputs, outputs) to run on page load
 
 
-def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State, before_start=None) -> TrainTab:
+def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> TrainTab:
     with gr.Row():
         preset = gr.Dropdown([(t("preset_none", lang), "")] + preset_choices(), value="", label=t("preset", lang),
                              elem_id="preset", scale=2)
         form["model"] = gr.Dropdown(MODEL_CHOICES, value=DEFAULT_MODEL, allow_custom_value=True, scale=2,
-                                    label=field_label("model", lang), info=RunConfig.field_info("model")["help"])
+                                    label=field_label("model", lang), info=RunConfig.field_info("model", lang)["help"])
         form["method"] = field_widget("method", lang, scale=1)
     gr.Markdown(f"**{t('simple_settings', lang)}**")
     for row in (SIMPLE_FIELDS[:4], SIMPLE_FIELDS[4:]):
@@ -91,7 +91,7 @@ def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State, befo
           trigger_mode="always_last", show_progress="hidden")
 
     def on_start(data: dict, request: gr.Request):
-        return act.start(manager, form_values(form, data), data[token], _who(request), lang, before_start)
+        return act.start(manager, form_values(form, data), data[token], _who(request), lang)
 
     def on_resume(name: str, tok: str, request: gr.Request):
         return act.resume(manager, name, tok, _who(request), lang)

@@ -17,7 +17,7 @@ from ui.strings import field_label, localize, t
 
 def field_widget(name: str, lang: str, value=None, **kw) -> gr.components.Component:
     """The widget for one RunConfig field, labelled, with the field's help as its info text."""
-    info = RunConfig.field_info(name)
+    info = RunConfig.field_info(name, lang)
     value = getattr(RunConfig(), name) if value is None else value
     common = {"label": field_label(name, lang), "info": info["help"], "elem_id": f"f-{name}", **kw}
     kind = widget_kind(name)

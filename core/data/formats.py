@@ -1,0 +1,356 @@
+"""Recognising a dataset's layout and mapping rows to chat messages.
+
+Formats: chat `messages` (OpenAI style role/content), ShareGPT
+`conversations` (from/value, human/gpt), Alpaca / KoAlpaca / Dolly
+(instruction, optional input, output), question/answer pairs in any two
+columns (Korean names such as 질문/답변 included), one text column with turn
+markers such as open-korean-instructions' `<usr> … <bot> …`, and plain text
+for continued pretraining.
+
+`detect_layout` decides the format *and* which columns (or markers) hold
+what, so the preview can say exactly how the data was read. Converters raise
+`RowProblem(reason)` for a row they cannot use; the reason becomes a count in
+the report instead of a crash.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from core.config import RunConfig
+from core.errors import DataError, RowProblem
+
+FORMATS = ("messages", "sharegpt", "alpaca", "qa", "markers", "text")
+FORMAT_NAMES = {"messages": "chat messages", "sharegpt": "ShareGPT", "alpaca": "Alpaca / KoAlpaca",
+                "qa": "question / answer columns", "markers": "text with turn markers", "text": "plain text"}
+
+ROLE_NAMES = {
+    "user": "user", "human": "user", "usr": "user", "prompter": "user", "question": "user", "사용자": "user",
+    "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant", "chatgpt": "assistant",
+    "ai": "assistant", "bard": "assistant", "answer": "assistant", "챗봇": "assistant",
+    "system": "system", "sys": "system",
+}
+CONVERSATION_COLUMNS = ("messages", "conversations", "conversation", "dialog", "dialogue", "chat", "turns", "대화")
+INSTRUCTION_COLUMNS = ("instruction", "instructions", "지시", "지시문")
+INPUT_COLUMNS = ("input", "context", "입력")
+QUESTION_COLUMNS = ("question", "prompt", "query", "instruction", "input", "질문", "질의", "문제", "요청", "입력",
+                    "q", "user", "human", "instruction_ko")
+ANSWER_COLUMNS = ("answer", "response", "output", "completion", "reply", "답변", "대답", "응답", "답", "출력",
+                  "a", "assistant", "bot", "gpt", "chosen")
+SYSTEM_COLUMNS = ("system", "system_prompt", "system_message", "시스템")
+TEXT_COLUMNS = ("text", "content", "document", "body", "passage", "article", "sentence", "본문", "텍스트", "내용")
+# Marker pairs tried when the configured ones are not in the data.
+KNOWN_MARKERS = (("<usr>", "<bot>"), ("### Human:", "### Assistant:"), ("### User:", "### Assistant:"),
+                 ("### Instruction:", "### Response:"), ("### 질문:", "### 답변:"), ("Human:", "Assistant:"),
+                 ("USER:", "ASSISTANT:"), ("질문:", "답변:"))
+SYSTEM_MARKERS = ("<sys>", "### System:")
+HUGE_ROW_CHARS = 1_000_000  # one conversation this long is a broken export, not a training example
+_SAMPLE = 200  # rows looked at when detecting
+
+
+@dataclass
+class Layout:
+    """How the rows are read: the format, the column for each part, the markers, and notes for the user."""
+    format: str
+    columns: dict = field(default_factory=dict)  # part (conversation|prompt|input|response|system|text) -> column
+    markers: tuple = ("<usr>", "<bot>")
+    notes: list = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{part}: '{col}'" for part, col in self.columns.items())
+        extra = f", markers {self.markers[0]} / {self.markers[1]}" if self.format == "markers" else ""
+        return f"{FORMAT_NAMES[self.format]} ({parts}{extra})"
+
+
+# --- detection -----------------------------------------------------------------
+def detect_format(rows: list[dict], config: RunConfig) -> str:
+    """The format name ('messages', 'sharegpt', ...) the rows are in."""
+    return detect_layout(rows, config).format
+
+
+def detect_layout(rows: list[dict], config: RunConfig) -> Layout:
+    """Format and column mapping, detected or taken from the config; DataError when it cannot be read."""
+    if not rows:
+        raise DataError("The dataset has no rows. Pick a file or split that holds some data.")
+    sample = [r for r in rows[:_SAMPLE] if isinstance(r, dict)]
+    if not sample:
+        raise DataError("The rows are not records with named columns. Use JSON objects, or a CSV with a header row.")
+    columns = list(dict.fromkeys(c for r in sample for c in r))
+    fmt = config.data_format if config.data_format != "auto" else _guess_format(sample, columns, config)
+    if fmt not in FORMATS:
+        raise DataError(f"Unknown data format '{fmt}'. Pick one of: auto, {', '.join(FORMATS)}.")
+    return _map_columns(fmt, sample, columns, config)
+
+
+def _guess_format(sample: list[dict], columns: list[str], config: RunConfig) -> str:
+    conversation = _conversation_column(sample, columns, config)
+    if conversation:
+        return "sharegpt" if _turn_shape(sample, conversation) == "sharegpt" else "messages"
+    if _find(columns, INSTRUCTION_COLUMNS) and _find(columns, ANSWER_COLUMNS, exclude=INSTRUCTION_COLUMNS):
+        return "alpaca"
+    if (config.prompt_column and config.response_column) or _qa_pair(columns):
+        return "qa"
+    texty = _text_columns(sample, columns)
+    named_text = _find(texty, TEXT_COLUMNS)
+    if not named_text and not config.prompt_column and len(texty) == 2:
+        return "qa"  # two text columns with unknown names: most likely question, answer
+    text = _text_column(sample, columns, config)
+    if text:
+        return "markers" if _markers_in(sample, text, config) else "text"
+    named = _find(columns, CONVERSATION_COLUMNS)
+    if named:
+        raise DataError(f"The '{named}' column does not hold conversations: each value should be a list of turns "
+                        'like [{"role": "user", "content": "…"}, {"role": "assistant", "content": "…"}].')
+    raise DataError(
+        f"Could not tell the format from the columns {columns}. Expected a 'messages' or 'conversations' column, "
+        "'instruction' and 'output', a question and an answer column (e.g. question/answer, 질문/답변), or a "
+        "'text' column. Pick the format by hand and set 'prompt_column' and 'response_column'.")
+
+
+def _norm(name: str) -> str:
+    return str(name).strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _find(columns: list[str], names: tuple, exclude: tuple = (), skip: tuple = ()) -> str | None:
+    """The column matching one of `names`: exact names first (in order), then names contained in it."""
+    usable = [c for c in columns if c not in skip and _norm(c) not in exclude]
+    for name in names:
+        for col in usable:
+            if _norm(col) == name:
+                return col
+    for name in names:
+        if len(name) < (3 if name.isascii() else 2):  # 'q', 'a', '답' would match too much as substrings
+            continue
+        for col in usable:
+            if name in _norm(col):
+                return col
+    return None
+
+
+def _qa_pair(columns: list[str]) -> tuple[str, str] | None:
+    answer = _find(columns, ANSWER_COLUMNS)
+    question = _find(columns, QUESTION_COLUMNS, skip=(answer,))
+    return (question, answer) if question and answer else None
+
+
+def _is_texty(value) -> bool:
+    return isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _text_columns(sample: list[dict], columns: list[str]) -> list[str]:
+    return [c for c in columns if any(isinstance(r.get(c), str) and r.get(c).strip() for r in sample)
+            and all(r.get(c) is None or _is_texty(r.get(c)) for r in sample)]
+
+
+def _text_column(sample: list[dict], columns: list[str], config: RunConfig) -> str | None:
+    if config.prompt_column:
+        return config.prompt_column
+    texty = _text_columns(sample, columns)
+    return _find(texty, TEXT_COLUMNS) or (texty[0] if len(texty) == 1 else None)
+
+
+def _conversation_column(sample: list[dict], columns: list[str], config: RunConfig) -> str | None:
+    if config.prompt_column and _turn_shape(sample, config.prompt_column):
+        return config.prompt_column
+    named = _find(columns, CONVERSATION_COLUMNS)
+    if named and _turn_shape(sample, named):
+        return named
+    return next((c for c in columns if _turn_shape(sample, c)), None)
+
+
+def _turn_shape(sample: list[dict], column: str) -> str:
+    """'messages' (role/content), 'sharegpt' (from/value) or '' for a column of turn lists."""
+    for row in sample:
+        turns = _as_turns(row.get(column))
+        first = turns[0] if turns else None
+        if isinstance(first, dict):
+            if "from" in first and "value" in first:
+                return "sharegpt"
+            if "role" in first and ("content" in first or "text" in first):
+                return "messages"
+            return ""
+    return ""
+
+
+def _markers_in(sample: list[dict], column: str, config: RunConfig) -> tuple[str, str] | None:
+    """The marker pair found in most rows: the configured one first, then well-known ones."""
+    texts = [str(r.get(column) or "") for r in sample]
+    for user, bot in ((config.user_marker, config.bot_marker), *KNOWN_MARKERS):
+        if user and bot and sum(1 for t in texts if user in t and bot in t) >= max(1, len(texts) // 2):
+            return user, bot
+    return None
+
+
+def _map_columns(fmt: str, sample: list[dict], columns: list[str], config: RunConfig) -> Layout:
+    layout = Layout(fmt)
+    if fmt in ("messages", "sharegpt"):
+        col = _conversation_column(sample, columns, config) or _find(columns, CONVERSATION_COLUMNS)
+        layout.columns = {"conversation": _require(col, fmt, "a column of conversations (lists of turns)", columns)}
+    elif fmt in ("alpaca", "qa"):
+        _map_pair(layout, sample, columns, config)
+    else:
+        col = _text_column(sample, columns, config) or _find(columns, TEXT_COLUMNS)
+        layout.columns = {"text": _require(col, fmt, "a text column (set 'prompt_column' to its name)", columns)}
+    for part, col in layout.columns.items():
+        if col not in columns:
+            raise DataError(f"The column '{col}' (set as the {part} column) is not in the data. "
+                            f"Columns are: {', '.join(map(str, columns))}.")
+    if fmt == "markers":
+        _set_markers(layout, sample, config)
+    return layout
+
+
+def _set_markers(layout: Layout, sample: list[dict], config: RunConfig) -> None:
+    found = _markers_in(sample, layout.columns["text"], config)
+    if not found:
+        raise DataError(f"None of the rows contain the turn markers '{config.user_marker}' and "
+                        f"'{config.bot_marker}'. Set 'user_marker' and 'bot_marker' to the markers your "
+                        "text uses (e.g. '### Human:' and '### Assistant:'), or pick the 'text' format.")
+    layout.markers = found
+    if found != (config.user_marker, config.bot_marker):
+        layout.notes.append(f"Turn markers found: '{found[0]}' (user) and '{found[1]}' (assistant).")
+
+
+def _map_pair(layout: Layout, sample: list[dict], columns: list[str], config: RunConfig) -> None:
+    fmt = layout.format
+    if fmt == "alpaca":
+        prompt = config.prompt_column or _find(columns, INSTRUCTION_COLUMNS)
+        response = config.response_column or _find(columns, ANSWER_COLUMNS, exclude=INSTRUCTION_COLUMNS)
+        extra = _find(columns, INPUT_COLUMNS, skip=(prompt, response))
+    else:
+        pair = _qa_pair(columns)
+        guessed = not pair and len(_text_columns(sample, columns)) == 2
+        if guessed:
+            pair = tuple(_text_columns(sample, columns))
+        prompt = config.prompt_column or (pair[0] if pair else None)
+        response = config.response_column or (pair[1] if pair else None)
+        if guessed and not (config.prompt_column and config.response_column):
+            layout.notes.append(f"Guessed that '{prompt}' holds the questions and '{response}' the answers; "
+                                "set 'prompt_column' and 'response_column' if that is wrong.")
+        extra = None
+    layout.columns = {"prompt": _require(prompt, fmt, "a question/instruction column ('prompt_column')", columns),
+                      "response": _require(response, fmt, "an answer/output column ('response_column')", columns)}
+    if extra:
+        layout.columns["input"] = extra
+    system = _find(columns, SYSTEM_COLUMNS, skip=(prompt, response))
+    if system:
+        layout.columns["system"] = system
+
+
+def _require(col: str | None, fmt: str, what: str, columns: list[str]) -> str:
+    if not col:
+        raise DataError(f"The '{fmt}' format needs {what}, but none was found. "
+                        f"Columns are: {', '.join(map(str, columns))}. Set the column names, or pick another format.")
+    return col
+
+
+# --- conversion ------------------------------------------------------------------
+def to_examples(rows: list[dict], fmt: str, config: RunConfig, layout: Layout | None = None) -> tuple[list[dict], dict]:
+    """Map rows to `{"messages": [...]}` / `{"text": ...}` examples; report counts and drop reasons.
+
+    Only the mapping happens here; cleaning, filters and duplicates are core/data/preprocess.py.
+    """
+    if layout is None or layout.format != fmt:
+        layout = detect_layout(rows, config.replace(data_format=fmt))
+    convert = _CONVERTERS[layout.format]
+    dropped: Counter = Counter()
+    examples = []
+    for row in rows:
+        try:
+            if not isinstance(row, dict):
+                raise RowProblem("rows that are not records")
+            examples.append(convert(row, layout))
+        except RowProblem as problem:
+            dropped[str(problem)] += 1
+    return examples, {"format": layout.format, "format_name": FORMAT_NAMES[layout.format], "rows": len(rows),
+                      "columns": dict(layout.columns), "layout": layout.describe(), "notes": list(layout.notes),
+                      "kept": len(examples), "dropped": dict(dropped)}
+
+
+def _text(value, column: str, required: bool = True) -> str:
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN (empty CSV cell)
+        if required:
+            raise RowProblem(f"rows with an empty '{column}'")
+        return ""
+    if isinstance(value, bool) or not _is_texty(value):
+        raise RowProblem(f"rows where '{column}' is not text (found {type(value).__name__})")
+    text = str(value)
+    if len(text) > HUGE_ROW_CHARS:
+        raise RowProblem(f"rows over {HUGE_ROW_CHARS:,} characters")
+    return text
+
+
+def _as_turns(value) -> list | None:
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:  # conversations stored as JSON text, e.g. in a CSV export
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, list) else None
+
+
+def _content(turn: dict) -> str:
+    value = next((turn[k] for k in ("content", "value", "text") if k in turn), None)
+    if isinstance(value, list):  # OpenAI content parts: [{"type": "text", "text": ...}, ...]
+        value = "\n".join(str(p.get("text", "")) for p in value if isinstance(p, dict) and p.get("type", "text") == "text")
+    return _text(value, "content", required=False)
+
+
+def _from_conversation(row: dict, layout: Layout) -> dict:
+    column = layout.columns["conversation"]
+    turns = _as_turns(row.get(column))
+    if turns is None:
+        raise RowProblem(f"rows where '{column}' is not a list of turns")
+    messages = []
+    for turn in turns:
+        if not isinstance(turn, dict):
+            raise RowProblem(f"rows where '{column}' holds something other than turns")
+        name = str(turn.get("role", turn.get("from", ""))).strip().lower()
+        if name not in ROLE_NAMES:
+            raise RowProblem(f"rows with a speaker other than system/user/assistant ('{name[:20]}')")
+        messages.append({"role": ROLE_NAMES[name], "content": _content(turn)})
+    return _checked({"messages": messages})
+
+
+def _from_pair(row: dict, layout: Layout) -> dict:
+    cols = layout.columns
+    prompt = _text(row.get(cols["prompt"]), cols["prompt"])
+    extra = _text(row.get(cols["input"]), cols["input"], required=False) if "input" in cols else ""
+    if extra.strip():
+        prompt = f"{prompt}\n\n{extra}"
+    messages = [{"role": "user", "content": prompt},
+                {"role": "assistant", "content": _text(row.get(cols["response"]), cols["response"])}]
+    system = _text(row.get(cols["system"]), cols["system"], required=False) if "system" in cols else ""
+    if system.strip():
+        messages.insert(0, {"role": "system", "content": system})
+    return _checked({"messages": messages})
+
+
+def _from_markers(row: dict, layout: Layout) -> dict:
+    column = layout.columns["text"]
+    text = _text(row.get(column), column)
+    user, bot = layout.markers
+    names = {user: "user", bot: "assistant", **{m: "system" for m in SYSTEM_MARKERS}}
+    pieces = re.split("(" + "|".join(re.escape(m) for m in names) + ")", text)
+    # Text before the first marker is a preamble ("Below is a conversation…"): keep it as the system message.
+    messages = [{"role": "system", "content": pieces[0].strip()}] if pieces[0].strip() else []
+    for marker, content in zip(pieces[1::2], pieces[2::2]):
+        messages.append({"role": names[marker], "content": content.strip()})
+    return _checked({"messages": messages})
+
+
+def _from_text(row: dict, layout: Layout) -> dict:
+    column = layout.columns["text"]
+    return {"text": _text(row.get(column), column)}
+
+
+def _checked(example: dict) -> dict:
+    if sum(len(m["content"]) for m in example["messages"]) > HUGE_ROW_CHARS:
+        raise RowProblem(f"rows over {HUGE_ROW_CHARS:,} characters")
+    return example
+
+
+_CONVERTERS = {"messages": _from_conversation, "sharegpt": _from_conversation, "alpaca": _from_pair,
+               "qa": _from_pair, "markers": _from_markers, "text": _from_text}

@@ -1,0 +1,14 @@
+"""After (or before) training: answers from the models, side by side, measured, and exported.
+
+- `chat`      the one cache of loaded chat models (a run's base + adapter, or the base alone); the job
+              manager releases it before a run trains
+- `generate`  streaming and batched generation; base and tuned answers from one loaded model
+- `evaluate`  held-out questions asked to base and tuned, with progress as (done, total)
+- `export`    merge the adapter into the base, the model card, a zip, a Hub push
+"""
+from core.infer.chat import get_base_model, get_chat_model, release
+from core.infer.evaluate import evaluate_run
+from core.infer.generate import Sampling, answer, answer_batch, build_messages, compare, stream
+
+__all__ = ["get_chat_model", "get_base_model", "release", "evaluate_run", "Sampling", "answer", "answer_batch",
+           "build_messages", "compare", "stream"]

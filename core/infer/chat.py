@@ -1,0 +1,100 @@
+"""The one cache of loaded chat models: a run's base model with its adapter, or a base model alone.
+
+One model is kept loaded between questions (a run's, or the base alone before
+any run exists) so asking again is quick; its lock keeps two generations from
+using it at once. The job manager calls `release()` before a run trains (Start
+and Resume alike), so training never shares the device with a chat model.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from core import runs
+from core.config import RunConfig
+from core.errors import ChatError
+from core.models import load_base
+
+
+class ChatModel:
+    """The model for one run: base + adapter (LoRA runs) or the saved full model."""
+
+    def __init__(self, run_dir: Path, progress=None):
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.run_dir = run_dir
+        self.config = RunConfig.load_yaml(run_dir / "config.yaml")
+        self.lock = threading.Lock()
+        if self.config.uses_lora:
+            adapter = run_dir / "adapter"
+            if not (adapter / "adapter_config.json").exists():
+                raise ChatError(f"Run '{run_dir.name}' has no saved adapter yet: wait for it to finish, or stop it.")
+            self.tokenizer = AutoTokenizer.from_pretrained(adapter)
+            base = load_base(self.config, progress=progress)
+            if len(self.tokenizer) > base.get_input_embeddings().num_embeddings:
+                base.resize_token_embeddings(len(self.tokenizer))
+            self.model = PeftModel.from_pretrained(base, adapter)
+            self.has_base = True
+        else:
+            merged = run_dir / "merged"
+            if not (merged / "config.json").exists():
+                raise ChatError(f"Run '{run_dir.name}' has no saved model yet.")
+            self.tokenizer = AutoTokenizer.from_pretrained(merged)
+            self.model = AutoModelForCausalLM.from_pretrained(merged)
+            self.has_base = False
+        self.model.eval()
+
+
+class BaseOnly:
+    """The base model alone, for chatting before any run exists."""
+
+    def __init__(self, config: RunConfig, progress=None):
+        from core.data.tokenize import apply_template_choice
+        from core.models import load_tokenizer
+
+        self.config = config
+        self.tokenizer = load_tokenizer(config, progress=progress)
+        apply_template_choice(self.tokenizer, config.chat_template)
+        self.model = load_base(config, progress=progress).eval()
+        self.lock = threading.Lock()
+        self.has_base = False
+
+
+_cache: dict = {}  # {"key": what is loaded, "model": it}; one model at a time, whichever kind
+_cache_lock = threading.Lock()
+
+
+def _cached(key: tuple, load):
+    with _cache_lock:
+        if _cache.get("key") != key:
+            _cache.clear()  # drop the old model before loading the next: two may not fit
+            _cache["model"] = load()
+            _cache["key"] = key
+        return _cache["model"]
+
+
+def get_chat_model(run_name: str, progress=None) -> ChatModel:
+    """The loaded model for a run, reusing the one already in memory (reloaded when its adapter changed)."""
+    path = runs.run_dir(run_name)
+    saved = path / "adapter" if (path / "adapter").exists() else path / "merged"
+    key = ("run", str(path), saved.stat().st_mtime if saved.exists() else 0)
+    return _cached(key, lambda: ChatModel(path, progress))
+
+
+def get_base_model(model: str = "", progress=None) -> BaseOnly:
+    """A base model alone (the default one when `model` is empty), for chatting before any run exists."""
+    config = RunConfig(model=model.strip()) if (model or "").strip() else RunConfig()
+    return _cached(("base", config.model), lambda: BaseOnly(config, progress))
+
+
+def loaded() -> tuple | None:
+    """What the cache holds now: ("run", folder, mtime) or ("base", model), or None."""
+    with _cache_lock:
+        return _cache.get("key")
+
+
+def release() -> None:
+    """Drop the cached chat model (before training needs the memory)."""
+    with _cache_lock:
+        _cache.clear()

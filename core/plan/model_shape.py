@@ -1,0 +1,125 @@
+"""A model's shape (layer sizes, heads, vocabulary) read from its config, without loading weights.
+
+The memory and time planner (core/plan/memory.py) needs only sizes: they come from
+the transformers config of a local folder, the cache, or the Hub when it is
+reachable, and for the embedded model from a built-in copy of its config so
+the estimate works before the first conversion.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+# SmolLM2-135M-Instruct's shape: the embedded default, so the estimate works before its first conversion.
+EMBEDDED_CONFIG = dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                       num_attention_heads=9, num_key_value_heads=3, head_dim=64, vocab_size=49152,
+                       tie_word_embeddings=True, dtype="float32")
+
+
+@dataclass
+class Shape:
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied: bool
+    dtype: str = "bfloat16"  # the checkpoint's stored precision
+
+    @property
+    def kv(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def q(self) -> int:
+        return self.heads * self.head_dim
+
+    def linear_shapes(self) -> list[tuple[int, int]]:
+        """(in, out) of every linear layer in one decoder layer."""
+        h, i = self.hidden, self.intermediate
+        return [(h, self.q), (h, self.kv), (h, self.kv), (self.q, h), (h, i), (h, i), (i, h)]
+
+    @property
+    def layer_linear_params(self) -> int:
+        return sum(a * b for a, b in self.linear_shapes())
+
+    @property
+    def embed_params(self) -> int:
+        return self.vocab * self.hidden
+
+    @property
+    def head_params(self) -> int:
+        return 0 if self.tied else self.vocab * self.hidden
+
+    @property
+    def other_params(self) -> int:  # norms
+        return self.layers * 2 * self.hidden + self.hidden
+
+    @property
+    def total_params(self) -> int:
+        return self.layers * self.layer_linear_params + self.embed_params + self.head_params + self.other_params
+
+
+def shape_of(model_config) -> Shape:
+    c = model_config
+    get = (lambda k, d=None: c.get(k, d)) if isinstance(c, dict) else (lambda k, d=None: getattr(c, k, d))
+    if get("text_config") is not None and get("hidden_size") is None:  # multimodal wrappers
+        return shape_of(get("text_config"))
+    hidden = get("hidden_size") or get("n_embd") or get("d_model")
+    layers = get("num_hidden_layers") or get("n_layer") or get("num_layers")
+    heads = get("num_attention_heads") or get("n_head")
+    if not (hidden and layers and heads):
+        raise ValueError("the model config has no hidden size / layer count / head count")
+    head_dim = get("head_dim") or hidden // heads
+    return Shape(hidden=hidden, intermediate=get("intermediate_size") or get("n_inner") or 4 * hidden,
+                 layers=layers, heads=heads, kv_heads=get("num_key_value_heads") or heads, head_dim=head_dim,
+                 vocab=get("vocab_size") or 32000, tied=bool(get("tie_word_embeddings", False)),
+                 dtype=str(get("dtype") or get("torch_dtype") or "bfloat16").replace("torch.", ""))
+
+
+def read_model_config(ref: str):
+    """The model's transformers config without loading weights; raises with a plain reason."""
+    from core.config import DEFAULT_MODEL
+    from core.models import EMBEDDED, cache_root, resolve
+    ref = (ref or "").strip() or DEFAULT_MODEL
+    if ref in EMBEDDED:
+        folder = cache_root() / "models" / ref.split(":", 1)[1]
+        if not (folder / "config.json").exists():
+            return dict(EMBEDDED_CONFIG)
+    from transformers import AutoConfig
+    path = resolve(ref)
+    try:
+        return AutoConfig.from_pretrained(path, local_files_only=True)
+    except Exception:
+        pass
+    if not _hub_reachable():
+        raise LookupError(f"'{ref}' is not in the local cache and the Hugging Face Hub cannot be reached, "
+                          "so its size is unknown")
+    try:
+        return AutoConfig.from_pretrained(path)
+    except Exception as err:
+        raise LookupError(f"could not read the configuration of '{ref}' (offline, or no such model): "
+                          f"{str(err).splitlines()[0][:160]}") from None
+
+
+_HUB_CHECK: dict = {}
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    """A quick TCP check (cached a minute), so an offline machine answers at once instead of after retries."""
+    import os
+    import socket
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    now = time.time()
+    if _HUB_CHECK and now - _HUB_CHECK["at"] < 60:
+        return _HUB_CHECK["ok"]
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        ok = True
+    except OSError:
+        ok = False
+    _HUB_CHECK.update(at=now, ok=ok)
+    return ok

@@ -1,0 +1,87 @@
+"""Time per epoch, estimated before Start: FLOPs per token over the device's measured speed.
+
+Time per epoch = tokens x FLOPs per token / (device FLOP/s x efficiency). The
+device's matmul speed is measured once per process (0.1 s); the efficiencies
+were fitted on TuneLab's engine (core/train/trainer.py). core/plan/memory.py shows the
+result next to the memory estimate.
+"""
+from __future__ import annotations
+
+import time
+
+from core import hardware
+from core.config import RunConfig
+from core.plan.model_shape import Shape
+
+CPU_EFFICIENCY = 0.55            # share of measured matmul speed a training step reaches (CPU)
+GPU_EFFICIENCY = 0.35            # same, GPU (small LoRA batches rarely beat ~35-40% of peak)
+ANSWER_SHARE = 0.5               # share of tokens trained on when answers-only and the data is not known yet
+
+
+def flops_per_token(config: RunConfig, s: Shape, share: float, seq: int) -> float:
+    body = s.layers * s.layer_linear_params
+    head = s.vocab * s.hidden
+    attention = s.layers * 4 * seq / 2 * s.q  # causal: half of QK^T and AV, per token
+    forward = 2 * body + 2 * head * share + 2 * attention
+    backward = 2 * body + 2 * head * share + 4 * attention  # gradients of the activations
+    if not config.uses_lora:
+        backward += 2 * body + 2 * head * share          # and of the weights
+    recompute = 2 * body + 2 * attention if config.gradient_checkpointing else 0
+    return forward + backward + recompute
+
+
+_FLOPS: dict = {}
+
+
+def device_flops(device: str = "cpu") -> float:
+    """Measured matmul FLOP/s of this device in its training precision (re-measured after 5 minutes).
+
+    On CPU each thread count the trainer may pick is tried (busy cores make fewer
+    threads faster, see core/hardware.py) and the best is kept; the calling
+    thread's own setting is restored.
+    """
+    import torch
+    cached = _FLOPS.get(device)
+    if cached and time.time() - cached[0] < 300:
+        return cached[1]
+    if device == "cuda" and torch.cuda.is_available():
+        dtype, n, threads = (torch.bfloat16 if hardware.cuda_bf16() else torch.float16), 4096, [None]
+    else:
+        device, dtype, n = "cpu", torch.float32, 384
+        threads = hardware._thread_candidates(hardware.cpu_cores())
+    before = torch.get_num_threads()
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    try:
+        for count in threads:
+            if count:
+                torch.set_num_threads(count)
+            a @ b
+            for _ in range(2):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                for _ in range(3):
+                    a @ b
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, (time.perf_counter() - start) / 3)
+    finally:
+        torch.set_num_threads(before)
+    flops = 2 * n ** 3 / best
+    _FLOPS[device] = (time.time(), flops)
+    return flops
+
+
+def seconds_per_epoch(config: RunConfig, s: Shape, device: str, n_tokens: int | None,
+                       stats: dict | None) -> float | None:
+    if not n_tokens or device != hardware.device_type():
+        return None
+    share = float(stats.get("trained_share", ANSWER_SHARE)) if stats else (1.0 if config.train_on == "all" else ANSWER_SHARE)
+    seq = int(stats.get("length_p50", config.max_length // 2)) if stats else config.max_length // 2
+    efficiency = CPU_EFFICIENCY if device == "cpu" else GPU_EFFICIENCY
+    slow = 1.0
+    if config.effective_quantization != "none":
+        slow = 1.1 if device == "cpu" else 1.3  # dequantising weights on every matmul (measured ~free on CPU)
+    return n_tokens * flops_per_token(config, s, share, seq) * slow / (device_flops(device) * efficiency)

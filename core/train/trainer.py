@@ -1,0 +1,306 @@
+"""TuneLab's training loop: a plain PyTorch loop that does only useful work.
+
+Why not trl's SFTTrainer: at its defaults it turns on bf16 and gradient
+checkpointing even on CPUs where bf16 is ~600x slower, computes the output
+layer over every prompt token, pads batches and logs extra metrics each step
+(bench/throughput.py measures the difference). This loop
+- packs each micro-batch's examples into one row without padding (position ids
+  restart per example) and runs attention per example (causal SDPA on each
+  example's slice, or flash-attention's varlen kernel on a GPU), instead of one
+  masked attention over the whole row that would do ~L^2 work, mostly masked,
+- runs the output head only where a label is trained on (`logits_to_keep`),
+- runs LoRA adapters through one autograd function (core/train/fastpath.py): dropout
+  masks from 16-bit random draws kept as 1 byte, the layer input kept once
+  for q/k/v and gate/up, scales folded into the small matrices,
+- normalises the loss by trained tokens over the whole accumulated step,
+- picks its speed settings from the hardware: CPU threads measured against
+  the machine's current load (re-measured every minute), fused AdamW, Liger
+  kernels / torch.compile on a GPU where installed or asked for,
+- keeps per-step extras off the clock: tokens/s counts training time only,
+- on CPU, has big tensors unmapped when freed (see hardware.return_freed_memory):
+  a third less peak memory, and a peak that the planner can predict,
+- checks the stop flag after every micro-batch and checkpoints resumably.
+"""
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import get_scheduler
+
+from core import hardware
+from core.config import RunConfig
+from core.data.tokenize import IGNORE
+from core.events import EventLog
+from core.train import checkpoints
+from core.train.fastpath import apply_gpu_kernels, compile_layers, fast_attention, fast_lora
+
+RETUNE_THREADS_EVERY_S = 60.0
+
+
+def micro_batches(examples: list[dict], config: RunConfig, epoch: int) -> list[list[dict]]:
+    """The epoch's micro-batches, in a seeded order that resume can reproduce."""
+    order = list(range(len(examples)))
+    random.Random(config.seed * 1000 + epoch).shuffle(order)
+    size = config.batch_size
+    return [[examples[i] for i in order[j: j + size]] for j in range(0, len(order), size)]
+
+
+def steps_per_epoch(n_examples: int, config: RunConfig) -> int:
+    return max(1, math.ceil(math.ceil(n_examples / config.batch_size) / config.grad_accum))
+
+
+def total_steps(n_examples: int, config: RunConfig) -> int:
+    if config.max_steps > 0:
+        return config.max_steps
+    return max(1, math.ceil(steps_per_epoch(n_examples, config) * config.epochs))
+
+
+def collate(batch: list[dict], config: RunConfig, device: str) -> dict:
+    """Packed (one padding-free row) or padded tensors for one micro-batch.
+
+    Packed rows carry `cu_seq_lens_q/k` (example borders, flash-attention's
+    varlen convention) so attention runs per example rather than over the row.
+    """
+    if config.packing:
+        ids, labels, positions, borders = [], [], [], [0]
+        for e in batch:
+            n = len(e["input_ids"])
+            ids += e["input_ids"]
+            labels += [IGNORE] + e["labels"][1:]  # no loss across example borders
+            positions += range(n)
+            borders.append(borders[-1] + n)
+        cu = torch.tensor(borders, dtype=torch.int32, device=device)
+        cu.example_sizes = [b - a for a, b in zip(borders, borders[1:])]
+        longest = max(b - a for a, b in zip(borders, borders[1:]))
+        return {"input_ids": torch.tensor([ids], device=device),
+                "position_ids": torch.tensor([positions], device=device),
+                "labels": torch.tensor([labels], device=device),
+                "cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
+    width = max(len(e["input_ids"]) for e in batch)
+    pad = lambda seq, v: seq + [v] * (width - len(seq))
+    return {"input_ids": torch.tensor([pad(e["input_ids"], 0) for e in batch], device=device),
+            "attention_mask": torch.tensor([pad([1] * len(e["input_ids"]), 0) for e in batch], device=device),
+            "labels": torch.tensor([pad(e["labels"], IGNORE) for e in batch], device=device)}
+
+
+def loss_sum(model, inputs: dict) -> tuple[torch.Tensor, int]:
+    """Sum of token losses and the number of trained tokens, with the head run only where needed."""
+    labels = inputs.pop("labels")
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    n = int(keep.sum())
+    if n == 0:
+        return torch.zeros((), device=labels.device, requires_grad=True), 0
+    if labels.shape[0] == 1:
+        positions = keep[0].nonzero().squeeze(1)  # position t predicts token t+1
+        logits = model(**inputs, logits_to_keep=positions, use_cache=False).logits
+        # a view, not `[0]`: select's backward would zero-fill and copy a (kept x vocab) tensor
+        logits = logits.view(-1, logits.shape[-1])
+        loss = F.cross_entropy(logits.float(), targets[0, positions], reduction="sum")
+    else:
+        logits = model(**inputs, use_cache=False).logits[:, :-1]
+        loss = F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum")
+    return loss, n
+
+
+def parameter_groups(model, config: RunConfig) -> list[dict]:
+    """One group of trainable weights, or with LoRA+ two: the B matrices get `loraplus_ratio` x the rate.
+
+    LoRA+ (Hayou et al. 2024): B starts at zero and learns slowly at A's rate;
+    a higher rate for B reaches the same loss in fewer steps. Written here
+    because peft's create_loraplus_optimizer builds the optimizer itself,
+    and ours picks fused/8-bit/paged kinds.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not (config.uses_lora and config.loraplus_ratio > 0):
+        return [{"params": [p for _, p in named]}]
+    fast = [p for n, p in named if ".lora_B." in n]
+    rest = [p for n, p in named if ".lora_B." not in n]
+    groups = [{"params": rest}, {"params": fast, "lr": config.learning_rate * config.loraplus_ratio}]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(model, config: RunConfig):
+    groups = parameter_groups(model, config)
+    params = [p for g in groups for p in g["params"]]
+    name, lr, wd = config.optimizer, config.learning_rate, config.weight_decay
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=wd)
+    if name == "adamw_torch":
+        # One fused kernel over all tensors (CPU and CUDA) instead of a Python loop or foreach chains.
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd, **({"fused": True} if fused else {"foreach": True}))
+    import bitsandbytes as bnb
+
+    kind = {"adamw_8bit": bnb.optim.AdamW8bit, "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
+            "paged_adamw_32bit": bnb.optim.PagedAdamW32bit}[name]
+    return kind(groups, lr=lr, weight_decay=wd)
+
+
+class Trainer:
+    """Trains `model` on tokenized examples, writing events to `log`."""
+
+    def __init__(self, model, tokenizer, train: list[dict], validation: list[dict], config: RunConfig,
+                 log: EventLog, run_dir: Path, stop_event: threading.Event,
+                 probe: Callable[[int], None] | None = None):
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.train_set, self.val_set = train, validation
+        self.log, self.run_dir, self.stop_event, self.probe = log, run_dir, stop_event, probe
+        self.device = next(model.parameters()).device.type
+        self.kernels = apply_gpu_kernels(model) if self.device == "cuda" else []
+        if self.device == "cpu" and hardware.return_freed_memory():
+            self.kernels.append("malloc: 1 MB mmap threshold")
+        if hardware.compile_pays():
+            self.kernels += compile_layers(model)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.threads = torch.get_num_threads()
+        self.total = total_steps(len(train), config)
+        self.per_epoch = steps_per_epoch(len(train), config)
+        self.optimizer = make_optimizer(model, config)
+        self.scheduler = get_scheduler(config.scheduler, self.optimizer,
+                                       num_warmup_steps=int(config.warmup_ratio * self.total),
+                                       num_training_steps=self.total)
+        precision = hardware.resolve_precision(config.precision)
+        self.autocast = (torch.autocast(self.device, dtype=hardware.torch_dtype(precision))
+                         if self.device == "cuda" and precision != "fp32" else nullcontext())
+        self.scaler = torch.amp.GradScaler("cuda") if self.device == "cuda" and precision == "fp16" else None
+        self.step = 0
+        every = config.eval_steps or max(1, self.total // 5)
+        self.eval_every, self.save_every = every, config.save_steps or every
+
+    # -- the loop ---------------------------------------------------------
+    def train(self) -> str:
+        """Runs to the end or until stopped; returns 'finished' or 'stopped'."""
+        torch.manual_seed(self.config.seed)
+        self.model.train()
+        self._tune_threads()
+        start_step, window = self.step, _Window()
+        start_time = time.time()
+        with fast_attention(self.model), fast_lora(self.model):
+            while self.step < self.total:
+                epoch = self.step // self.per_epoch
+                batches = micro_batches(self.train_set, self.config, epoch)
+                first = (self.step % self.per_epoch) * self.config.grad_accum
+                for at in range(first, len(batches), self.config.grad_accum):
+                    group = batches[at: at + self.config.grad_accum]
+                    if self._optimizer_step(group, window) is None:
+                        return "stopped"
+                    self._after_step(epoch, window, start_time, start_step)
+                    if self.step >= self.total:
+                        break
+        return "finished"
+
+    def _tune_threads(self) -> None:
+        """CPU: the thread count that runs fastest under the machine's current load (see hardware)."""
+        if self.device == "cpu":
+            self.threads = hardware.tune_cpu_threads()
+            self._tuned_at = time.time()
+
+    def _optimizer_step(self, group: list[list[dict]], window: _Window) -> float | None:
+        n_total = sum(sum(1 for l in e["labels"][1:] if l != IGNORE) for b in group for e in b)
+        total_loss = 0.0
+        for batch in group:
+            if self.stop_event.is_set():
+                self.optimizer.zero_grad(set_to_none=True)
+                return None
+            inputs = collate(batch, self.config, self.device)
+            with self.autocast:
+                loss, n = loss_sum(self.model, inputs)
+            scaled = loss / max(1, n_total)
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            total_loss += float(loss.detach())
+            window.tokens += sum(len(e["input_ids"]) for e in batch)
+        grad_norm = self._clip_and_step()
+        self.step += 1
+        window.loss += total_loss / max(1, n_total)
+        window.steps += 1
+        window.grad_norm = grad_norm
+        return total_loss
+
+    def _clip_and_step(self) -> float:
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm or float("inf"))
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def _after_step(self, epoch: int, window: _Window, start_time: float, start_step: int) -> None:
+        if self.step % self.config.logging_steps == 0 or self.step == self.total:
+            elapsed = time.time() - start_time
+            done = self.step - start_step
+            self.log.append("log", step=self.step, total_steps=self.total,
+                            epoch=round(self.step / self.per_epoch, 3),
+                            loss=round(window.loss / max(1, window.steps), 5),
+                            lr=self.scheduler.get_last_lr()[0], grad_norm=round(window.grad_norm, 4),
+                            tokens_per_sec=round(window.tokens / max(1e-9, time.time() - window.since), 1),
+                            memory_mb=round(hardware.process_memory_bytes() / 2**20),
+                            elapsed=round(elapsed, 1),
+                            eta=round(elapsed / done * (self.total - self.step), 1) if done else None)
+            window.reset()
+        paused = time.time()
+        if self.step % self.eval_every == 0 or self.step == self.total:
+            self.evaluate()
+            if self.probe:
+                self.probe(self.step)
+            self.model.train()
+        if self.step % self.save_every == 0 and self.step < self.total:
+            self.save_checkpoint()
+        if self.device == "cpu" and time.time() - getattr(self, "_tuned_at", 0.0) > RETUNE_THREADS_EVERY_S:
+            self._tune_threads()
+        window.since += time.time() - paused  # tokens/s is training speed: evals, probes, saves are off the clock
+
+    # -- evaluation -------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        if not self.val_set:
+            return None
+        self.model.eval()
+        total, count = 0.0, 0
+        for j in range(0, len(self.val_set), self.config.batch_size):
+            inputs = collate(self.val_set[j: j + self.config.batch_size], self.config, self.device)
+            with self.autocast:
+                loss, n = loss_sum(self.model, inputs)
+            total, count = total + float(loss), count + n
+        val_loss = total / max(1, count)
+        self.log.append("eval", step=self.step, val_loss=round(val_loss, 5))
+        self.model.train()
+        return val_loss
+
+    # -- checkpoints ------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "scaler": self.scaler.state_dict() if self.scaler else None}
+        final = checkpoints.save_checkpoint(self.run_dir, self.step, self.total, self.model, self.config, state)
+        self.log.append("checkpoint", step=self.step, path=str(final.relative_to(self.run_dir)))
+        return final
+
+    def load_checkpoint(self, path: Path) -> None:
+        self.step, state = checkpoints.load_checkpoint(path, self.model, self.config)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+class _Window:
+    """Loss and throughput accumulated since the last log line."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.loss, self.steps, self.tokens, self.grad_norm, self.since = 0.0, 0, 0, 0.0, time.time()

@@ -1,0 +1,72 @@
+"""RunConfig: round trips, overrides, plain-language validation, presets."""
+from pathlib import Path
+
+import pytest
+
+from core.config import RunConfig
+from core.errors import ConfigError
+from core.plan.checks import check
+
+PRESETS = sorted((Path(__file__).resolve().parents[2] / "presets").glob("*.yaml"))
+
+
+def test_yaml_round_trip(tmp_path):
+    config = RunConfig(lora_r=8, learning_rate=3e-4, probe_prompts=["Hi?", "안녕?"], run_name="a-b")
+    config.save_yaml(tmp_path / "c.yaml")
+    assert RunConfig.load_yaml(tmp_path / "c.yaml") == config
+
+
+def test_unknown_key_is_named_with_suggestion(tmp_path):
+    (tmp_path / "c.yaml").write_text("lora_rank: 8\n")
+    with pytest.raises(ConfigError, match="'lora_rank'.*did you mean 'lora_r'"):
+        RunConfig.load_yaml(tmp_path / "c.yaml")
+
+
+def test_overrides_are_typed():
+    config = RunConfig().with_overrides(["max_steps=3", "learning_rate=1e-3", "packing=false", "model=foo/bar"])
+    assert (config.max_steps, config.learning_rate, config.packing, config.model) == (3, 1e-3, False, "foo/bar")
+
+
+@pytest.mark.parametrize("pair, words", [("max_steps=abc", "whole number"), ("packing=maybe", "true or false"),
+                                         ("oops", "key=value"), ("epochz=1", "epochs")])
+def test_bad_overrides_explain(pair, words):
+    with pytest.raises(ConfigError, match=words):
+        RunConfig().with_overrides([pair])
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"lora_r": 0}, "LoRA rank"),
+    ({"learning_rate": 5.0}, "Learning rate"),
+    ({"method": "full", "quantization": "4bit"}, "Full fine-tuning can't"),
+    ({"method": "magic"}, "must be one of"),
+    ({"run_name": "../etc"}, "Run name"),
+    ({"validation_share": 1.5}, "Validation share"),
+    ({"epochs": 0, "max_steps": 0}, "epochs above 0"),
+])
+def test_validation_messages_are_plain(changes, words):
+    problems = RunConfig(**changes).validate()
+    assert any(words in p for p in problems), problems
+
+
+def test_bf16_refused_on_cpu():
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("CPU-only check")
+    assert any("fp32" in p for p in check(RunConfig(precision="bf16")))
+
+
+def test_every_field_has_help_and_section():
+    for name in RunConfig.field_names():
+        info = RunConfig.field_info(name)
+        assert info["help"] and info["section"] in {"model", "quantization", "lora", "data", "training", "output"}
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+def test_presets_load_and_validate(preset):
+    assert not RunConfig.load_yaml(preset).validate()
+    assert preset.read_text().startswith("#"), "each preset starts with a header saying what it is for"
+
+
+def test_expected_presets_exist():
+    names = {p.stem for p in PRESETS}
+    assert {"cpu-demo", "qlora-7b-24gb", "qlora-13b-24gb", "lora-1b-16gb", "full-small"} <= names
