@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench setup clean
+.PHONY: run lint test test-fast bench setup clean
 
 setup: $(STAMP)
 
@@ -17,16 +17,19 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	$(PY) app.py $(ARGS)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: lint
 	$(PY) -m pytest -q tests -m "not slow and not browser"
 
 bench: $(STAMP)
-	$(PY) bench/throughput.py
-	$(PY) bench/memory_table.py
-	$(PY) bench/planner_accuracy.py
+	$(PY) -m bench.throughput
+	$(PY) -m bench.memory_table
+	$(PY) -m bench.planner_accuracy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: data, child processes, the training variants, tables.
 
-Every measured variant runs in its own child process (`python bench/common.py
+Every measured variant runs in its own child process (`python -m bench.common
 child <spec.json>`), so peak memory is that variant's alone: on CPU the
 child's peak resident memory (getrusage ru_maxrss: loading included, which is
 what decides an out-of-memory kill), on CUDA torch's peak allocation. The
@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -94,7 +92,7 @@ def run_child(spec: dict, timeout: float = 900) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
     try:
-        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "child", f.name], cwd=ROOT,
+        done = subprocess.run([sys.executable, "-m", "bench.common", "child", f.name], cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}

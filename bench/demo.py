@@ -1,6 +1,6 @@
 """The demo benchmark: cpu-demo from Start to finished, then the held-out evaluation.
 
-    python bench/demo.py [--preset presets/cpu-demo.yaml] [--limit N] [--set key=value ...]
+    python -m bench.demo [--preset presets/cpu-demo.yaml] [--limit N] [--set key=value ...]
 
 Prints the wall time of the training (model already cached, as after the
 first `make run`), base vs tuned share of held-out questions answered with the
@@ -14,9 +14,6 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:

@@ -7,20 +7,18 @@ Peak = the child's peak resident memory (CPU) or torch's peak allocation (GPU);
 speed = tokens/s after a warm-up step; "planner" = core.plan.memory.estimate for the
 same settings, for comparison.
 
-    .venv/bin/python bench/memory_table.py           # CPU, ~5 min on 2 busy cores
-    .venv/bin/python bench/memory_table.py --bf16    # also measure bf16 autocast on CPU (~2 more min)
-    .venv/bin/python bench/memory_table.py --gpu     # random-init Llama 1B on CUDA (skipped without)
+    .venv/bin/python -m bench.memory_table           # CPU, ~5 min on 2 busy cores
+    .venv/bin/python -m bench.memory_table --bf16    # also measure bf16 autocast on CPU (~2 more min)
+    .venv/bin/python -m bench.memory_table --gpu     # random-init Llama 1B on CUDA (skipped without)
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from bench.common import (
     GPU_MODELS,
     fixed_length_examples,
     gb,
@@ -110,7 +108,7 @@ def main() -> None:
     if args.dry_run:
         return
     update_results("Memory-saving techniques (GPU)" if gpu_model else "Memory-saving techniques (CPU)",
-                   f"`.venv/bin/python bench/memory_table.py{' --gpu' if gpu_model else ''}`\n\n{table}\n\n"
+                   f"`.venv/bin/python -m bench.memory_table{' --gpu' if gpu_model else ''}`\n\n{table}\n\n"
                    "Peak = the process's peak resident memory, model loading included (CPU); speed is noisy on "
                    "shared cores - compare rows of one run only.")
 

@@ -6,20 +6,18 @@ micro-batch has the shape the planner is asked about); the measured peak is the
 child's peak resident memory (CPU) or torch's peak allocation (GPU). Target:
 every estimate within +-20% on CPU.
 
-    .venv/bin/python bench/planner_accuracy.py            # CPU, embedded model (~5 min on 2 cores)
-    .venv/bin/python bench/planner_accuracy.py --quick    # 4 configurations
-    .venv/bin/python bench/planner_accuracy.py --gpu      # random-init Llama 1B on CUDA (skipped without)
+    .venv/bin/python -m bench.planner_accuracy            # CPU, embedded model (~5 min on 2 cores)
+    .venv/bin/python -m bench.planner_accuracy --quick    # 4 configurations
+    .venv/bin/python -m bench.planner_accuracy --gpu      # random-init Llama 1B on CUDA (skipped without)
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from bench.common import (
     GPU_MODELS,
     fixed_length_examples,
     gb,
@@ -86,7 +84,7 @@ def main() -> None:
                             "error", "largest parts of the estimate (GB)"], rows)
     verdict = f"Largest error: {worst:.0%} (target: within 20% for every configuration)."
     print("\n" + table + "\n\n" + verdict)
-    update_results("Planner accuracy (CPU)", f"`.venv/bin/python bench/planner_accuracy.py`\n\n{table}\n\n{verdict}\n\n"
+    update_results("Planner accuracy (CPU)", f"`.venv/bin/python -m bench.planner_accuracy`\n\n{table}\n\n{verdict}\n\n"
                    "Measured peak = the child process's peak resident memory (getrusage), model loading included.")
 
 

@@ -13,19 +13,27 @@ Each variant runs in its own child process (its peak memory is its own), in
 the order A C C* B A C (A and C twice, interleaved, so a change in machine
 load hits both); tokens/s counts non-padding tokens after a warm-up step.
 
-    .venv/bin/python bench/throughput.py             # CPU, ~4-6 min on 2 busy cores
-    .venv/bin/python bench/throughput.py --gpu       # random-init Llama 1B and 7B on CUDA (skipped without)
+    .venv/bin/python -m bench.throughput             # CPU, ~4-6 min on 2 busy cores
+    .venv/bin/python -m bench.throughput --gpu       # random-init Llama 1B and 7B on CUDA (skipped without)
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LORA, demo_examples, gb, gpu_model_folder, has_cuda, markdown_table, run_child, update_results, write_examples  # noqa: E402
+from bench.common import (
+    LORA,
+    demo_examples,
+    gb,
+    gpu_model_folder,
+    has_cuda,
+    markdown_table,
+    run_child,
+    update_results,
+    write_examples,
+)
 
 ENGINE = dict(lora_r=LORA["r"], lora_alpha=LORA["lora_alpha"], lora_dropout=LORA["lora_dropout"], batch_size=4,
               target_modules="all-linear")
@@ -126,7 +134,7 @@ def report(results: dict, args) -> None:
         lines.append(f"A/C peak memory: {peak['A'] / peak['C']:.2f} (target <= 1: "
                      f"{'met' if peak['A'] <= peak['C'] else 'MISSED'})")
     device = next((r.get("device") for v in results.values() for r in v if r.get("device")), "")
-    text = (f"`.venv/bin/python bench/throughput.py` on {device}; LoRA r=8 all-linear, dropout 0.05, batch 4, "
+    text = (f"`.venv/bin/python -m bench.throughput` on {device}; LoRA r=8 all-linear, dropout 0.05, batch 4, "
             f"demo set; non-padding tokens/s after one warm-up step, each variant in its own process.\n\n"
             f"{table}\n\n" + "\n".join(f"- {line}" for line in lines))
     print("\n" + table + "\n")
