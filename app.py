@@ -9,6 +9,12 @@
 
 Exit codes: 0 success, 1 the run failed, 2 bad input (config, data, paths),
 130 stopped with Ctrl-C (what was learned is saved).
+
+What it prints comes from the text catalogue (core/catalog/en/cli.yaml and the
+others), in English. Only light modules are imported at the top: torch,
+transformers and gradio load inside the command that needs them, so `--help`
+answers at once and a bad config file is refused before the engine loads
+(those imports carry `# noqa: PLC0415` with their reason).
 """
 from __future__ import annotations
 
@@ -17,6 +23,14 @@ import os
 import sys
 import time
 import warnings
+
+from tqdm import tqdm
+
+from core import runs
+from core.config import RunConfig
+from core.errors import ConfigError, explain
+from core.messages import join, msg
+from ui.launch import launch
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
@@ -29,12 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[command](args)
     except KeyboardInterrupt:
-        print("\nInterrupted.", file=sys.stderr)
+        print("\n" + msg("cli.interrupted"), file=sys.stderr)
         return EXIT_STOPPED
     except Exception as err:  # the CLI's last line of defence: one readable line, no traceback
-        from core.errors import explain
         message, code = explain(err)
-        print(f"Error: {message}", file=sys.stderr)
+        print(msg("cli.error", message=message), file=sys.stderr)
         return code
 
 
@@ -43,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     ui = sub.add_parser("ui", help="launch the web app (the default)")
     for p in (parser, ui):
-        p.add_argument("--host", default=os.environ.get("TUNELAB_HOST", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
+        p.add_argument("--host", default=os.environ.get("TUNELAB_HOST", "127.0.0.1"),
+                       help="address to listen on (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=int(os.environ.get("TUNELAB_PORT", "7860")), help="port (default 7860)")
-        p.add_argument("--auth", default=os.environ.get("TUNELAB_AUTH", ""), help="USER:PASS to require a login (or TUNELAB_AUTH)")
+        p.add_argument("--auth", default=os.environ.get("TUNELAB_AUTH", ""),
+                       help="USER:PASS to require a login (or TUNELAB_AUTH)")
         p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
         p.add_argument("--lang", default=os.environ.get("TUNELAB_LANG", "en"), choices=("en", "ko"), help="interface language")
     train = sub.add_parser("train", help="train from a config file")
@@ -68,20 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_ui(args) -> int:
-    from ui.launch import launch
     return launch(host=args.host, port=args.port, auth=args.auth, share=args.share, lang=args.lang)
 
 
 def cmd_train(args) -> int:
-    from core.config import RunConfig
-    from core.errors import ConfigError
-    from core.plan.checks import check
-    from core.train.job import TrainingJob
+    config = RunConfig.load_yaml(args.config).with_overrides(args.set)  # a bad file or key fails here, in a blink
+    from core.plan.checks import check  # noqa: PLC0415 - loads torch and transformers (seconds): only for a readable config
+    from core.train.job import TrainingJob  # noqa: PLC0415 - the engine (torch, transformers, peft): only for a readable config
 
-    config = RunConfig.load_yaml(args.config).with_overrides(args.set)
     problems = check(config)
     if problems:
-        raise ConfigError(" ".join(problems))
+        raise ConfigError(join(problems))  # each problem stays a catalogue message (localizable)
     if not _preflight_ok(config):
         return EXIT_BAD_INPUT
     return follow(TrainingJob(config, token=os.environ.get("HF_TOKEN")).start())
@@ -89,8 +101,8 @@ def cmd_train(args) -> int:
 
 def _preflight_ok(config) -> bool:
     """Print the data pre-flight report (rows, tokens, trained share); False when training would learn nothing."""
-    from core.data.preflight import format_report, run_preflight
-    from core.models import load_tokenizer
+    from core.data.preflight import format_report, run_preflight  # noqa: PLC0415 - datasets and tokenizers: train only
+    from core.models import load_tokenizer  # noqa: PLC0415 - transformers and peft: train only
 
     report = run_preflight(config, load_tokenizer(config, os.environ.get("HF_TOKEN")), os.environ.get("HF_TOKEN"))
     print(format_report(report))
@@ -98,33 +110,31 @@ def _preflight_ok(config) -> bool:
 
 
 def cmd_resume(args) -> int:
-    from core.train.job import TrainingJob
+    from core.train.job import TrainingJob  # noqa: PLC0415 - the engine (torch, transformers, peft): resume only
     return follow(TrainingJob(None, token=os.environ.get("HF_TOKEN"), resume=args.run).start())
 
 
 def follow(job) -> int:
     """Show a progress bar for a running job until it ends; Ctrl-C stops it cleanly."""
-    print(f"Run: {job.name}  ({job.dir})")
+    print(msg("cli.run", name=job.name, path=job.dir))
     bar, shown = None, ""
     try:
         while job.running:
             time.sleep(0.5)
             bar, shown = _draw(job.snapshot(), bar, shown)
     except KeyboardInterrupt:
-        print("\nStopping after the current step…", file=sys.stderr)
+        print("\n" + msg("cli.stopping"), file=sys.stderr)
         job.stop()
         job.join()
     summary = job.snapshot()
     _draw(summary, bar, shown)
     if bar:
         bar.close()
-    print(f"{summary.status}: {summary.message}")
+    print(msg("cli.outcome", status=summary.status, message=summary.message))
     return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(summary.status, EXIT_FAILED)
 
 
 def _draw(summary, bar, shown):
-    from tqdm import tqdm
-
     if summary.progress and summary.progress != shown and bar is None:
         print(summary.progress)
         shown = summary.progress
@@ -138,43 +148,43 @@ def _draw(summary, bar, shown):
 
 
 def cmd_chat(args) -> int:
-    from core.infer.chat import get_chat_model
-    from core.infer.generate import Sampling, answer, build_messages, compare
+    from core.infer.chat import get_chat_model  # noqa: PLC0415 - torch, transformers, peft: chat only
+    from core.infer.generate import Sampling, answer, build_messages, compare  # noqa: PLC0415 - torch: chat only
 
     chat = get_chat_model(args.run, progress=print)
     sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=0.0, repetition_penalty=1.1)
-    questions = [args.prompt] if args.prompt else iter(lambda: input("\nYou> "), "")
+    questions = [args.prompt] if args.prompt else iter(lambda: input("\n" + msg("cli.you")), "")
     for question in questions:
         messages = build_messages([], question, chat.config.system_prompt)
         if not chat.has_base:  # full fine-tuning: the saved model is the tuned one only
-            print(f"\n[tuned] {answer(chat.model, chat.tokenizer, messages, sampling)}")
+            print("\n" + msg("cli.tuned_answer", text=answer(chat.model, chat.tokenizer, messages, sampling)))
             continue
         base = tuned = ""
-        for base, tuned in compare(chat.model, chat.tokenizer, messages, sampling):
-            pass
-        print(f"\n[base]  {base}\n[tuned] {tuned}")
+        for pair in compare(chat.model, chat.tokenizer, messages, sampling):  # grows token by token; the last is whole
+            base, tuned = pair
+        print("\n" + msg("cli.base_answer", text=base) + "\n" + msg("cli.tuned_answer", text=tuned))
     return EXIT_OK
 
 
 def cmd_eval(args) -> int:
-    from core.infer.evaluate import evaluate_run
-    report = evaluate_run(args.run, limit=args.limit, progress=print)
-    print(f"\nBase:  {report['base_correct']}/{report['total']} = {report['base_share']:.0%}")
-    print(f"Tuned: {report['tuned_correct']}/{report['total']} = {report['tuned_share']:.0%}")
+    from core.infer.evaluate import evaluate_run  # noqa: PLC0415 - torch, transformers, peft: eval only
+    report = evaluate_run(args.run, limit=args.limit, progress=lambda done, total, line: print(line))
+    total = report["total"]
+    print("\n" + msg("cli.eval_base", right=report["base_correct"], total=total, share=f"{report['base_share']:.0%}"))
+    print(msg("cli.eval_tuned", right=report["tuned_correct"], total=total, share=f"{report['tuned_share']:.0%}"))
     return EXIT_OK
 
 
 def cmd_export(args) -> int:
-    from core import runs
-    from core.infer import export
+    run = runs.run_dir(args.run)  # a bad run name fails before the engine loads
+    from core.infer import export  # noqa: PLC0415 - torch, transformers, peft: export only
 
-    run = runs.run_dir(args.run)
     merged = export.merge(run, progress=print)
-    print(f"Merged model: {merged}")
+    print(msg("cli.merged", path=merged))
     if args.zip:
-        print(f"Zip: {export.zip_folder(merged, run / 'merged.zip')}")
+        print(msg("cli.zipped", path=export.zip_folder(merged, run / "merged.zip")))
     if args.push:
-        print(f"Pushed: {export.push_to_hub(merged, args.push, os.environ.get('HF_TOKEN'))}")
+        print(msg("cli.pushed", url=export.push_to_hub(merged, args.push, os.environ.get("HF_TOKEN"))))
     return EXIT_OK
 
 

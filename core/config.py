@@ -6,7 +6,9 @@ section it belongs to and, where the value is one of a few, its choices; its
 label and help text (the form's tooltip, the CLI's help) are in the text
 catalogue, in every language (`field_info`). `validate()` explains, in plain
 words, what is wrong on any machine (core.plan.checks adds what depends on
-this one); YAML loading rejects unknown keys by name.
+this one); YAML loading rejects unknown keys by name. Every such sentence is a
+catalogue message (core/catalog/<lang>/config.yaml), so the form shows it in
+its own language and the CLI prints the English.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any
 import yaml
 
 from core.errors import ConfigError
-from core.messages import DEFAULT_LANG, text
+from core.messages import DEFAULT_LANG, Msg, msg, text
 
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
 DEFAULT_DATASET = "builtin:demo"
@@ -144,11 +146,11 @@ class RunConfig:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
-            raise ConfigError(f"Config file not found: {path}") from None
+            raise ConfigError(msg("config.file_not_found", path=path)) from None
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+            raise ConfigError(msg("config.bad_yaml", path=path, error=str(err))) from None
         if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold 'key: value' lines, not a {type(data).__name__}.")
+            raise ConfigError(msg("config.not_a_mapping", path=path, kind=type(data).__name__))
         return cls.from_dict(data)
 
     def with_overrides(self, pairs: list[str]) -> RunConfig:
@@ -156,7 +158,7 @@ class RunConfig:
         changes = {}
         for pair in pairs:
             if "=" not in pair:
-                raise ConfigError(f"'{pair}' should look like key=value, e.g. max_steps=10.")
+                raise ConfigError(msg("config.bad_override", pair=pair))
             key, value = pair.split("=", 1)
             changes[key.strip()] = yaml.safe_load(value) if value.strip() else ""
         return self.replace(**changes)
@@ -169,7 +171,7 @@ class RunConfig:
     def effective_quantization(self) -> str:
         return "4bit" if self.method == "qlora" and self.quantization == "none" else self.quantization
 
-    def validate(self) -> list[str]:
+    def validate(self) -> list[Msg]:
         """Plain-language problems with this config that hold on any machine; empty when it is fine.
 
         What depends on the hardware (bf16 on this CPU, bitsandbytes installed) is
@@ -181,12 +183,12 @@ class RunConfig:
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 
 
-def _unknown_key_message(unknown: list[str]) -> str:
+def _unknown_key_message(unknown: list[str]) -> Msg:
     parts = []
     for key in unknown:
         close = difflib.get_close_matches(key, list(_FIELDS), n=1)
-        parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-    return "Unknown setting " + ", ".join(parts) + "."
+        parts.append(msg("config.unknown_key_close", name=key, close=close[0]) if close else msg("config.unknown_key", name=key))
+    return msg("config.unknown_setting", keys=parts)
 
 
 def coerce(key: str, value: Any) -> Any:
@@ -198,83 +200,85 @@ def coerce(key: str, value: Any) -> Any:
     if value is None:
         return default
     try:
-        if kind is bool:
-            if isinstance(value, str):
-                low = value.strip().lower()
-                if low not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-                    raise ValueError
-                return low in ("true", "yes", "1", "on")
-            return bool(value)
-        if kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            if isinstance(value, bool):
-                raise ValueError
-            return int(float(value)) if isinstance(value, str) else int(value)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if kind is list:
-            if isinstance(value, str):
-                return [line.strip() for line in value.splitlines() if line.strip()]
-            return [str(v) for v in value]
-        return str(value)
+        return _converted(kind, value)
     except (TypeError, ValueError):
-        raise ConfigError(f"'{key}' must be {_kind_words(kind)}, not {value!r}.") from None
+        raise ConfigError(msg("config.wrong_type", name=key, kind=_kind_words(kind), value=repr(value))) from None
 
 
-def _kind_words(kind: type) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", list: "a list"}.get(kind, "text")
+def _converted(kind: type, value: Any) -> Any:
+    """`value` as a `kind` (the field's type); ValueError/TypeError when it is not one."""
+    if kind is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                raise ValueError
+            return low in ("true", "yes", "1", "on")
+        return bool(value)
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        if isinstance(value, bool):
+            raise ValueError
+        return int(float(value)) if isinstance(value, str) else int(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    if kind is list:
+        if isinstance(value, str):
+            return [line.strip() for line in value.splitlines() if line.strip()]
+        return [str(v) for v in value]
+    return str(value)
+
+
+def _kind_words(kind: type) -> Msg:
+    names = {bool: "bool", int: "int", float: "float", list: "list"}
+    return msg(f"config.kind.{names.get(kind, 'text')}")
 
 
 # --- checks that hold on any machine ------------------------------------------------
-def _choice_problems(c: RunConfig) -> list[str]:
+def _choice_problems(c: RunConfig) -> list[Msg]:
     out = []
     for name in c.field_names():
         choices = c.field_info(name)["choices"]
         value = getattr(c, name)
         if choices and value not in choices:
-            out.append(f"'{name}' is '{value}', but it must be one of: {', '.join(choices)}.")
+            out.append(msg("config.not_a_choice", name=name, value=value, choices=list(choices)))
     return out
 
 
-def _range_problems(c: RunConfig) -> list[str]:
-    out = []
+def _range_problems(c: RunConfig) -> list[Msg]:
+    # (failed, catalogue key, its parameters): the message is built only for what failed
     checks = [
-        (not c.model.strip(), "Pick a model: the embedded default, a Hub id or a local folder."),
-        (not c.dataset.strip(), "Pick a dataset: builtin:demo, a Hub id or a file."),
-        (c.lora_r < 1 or c.lora_r > 1024, f"LoRA rank must be between 1 and 1024 (it is {c.lora_r}); 8-64 is typical."),
-        (c.lora_alpha < 1, f"LoRA alpha must be at least 1 (it is {c.lora_alpha}); 2 x rank is a good start."),
-        (not 0 <= c.lora_dropout < 1, f"LoRA dropout must be from 0 up to (not including) 1 (it is {c.lora_dropout})."),
-        (not 0 <= c.loraplus_ratio <= 64, f"LoRA+ ratio must be from 0 (off) to 64 (it is {c.loraplus_ratio}); 4-16 is typical."),
-        (c.max_length < 16 or c.max_length > 131072, f"Max length must be between 16 and 131072 tokens (it is {c.max_length})."),
-        (not 0 <= c.validation_share < 1, f"Validation share must be from 0 up to (not including) 1 (it is {c.validation_share}); 0.1 is typical."),
-        (not 0 < c.subset_share <= 1, f"Subset share must be above 0 and at most 1 (it is {c.subset_share})."),
-        (c.epochs <= 0 and c.max_steps <= 0, "Set epochs above 0, or max steps above 0."),
-        (c.max_steps < 0, f"Max steps can't be negative (it is {c.max_steps}); 0 means 'use epochs'."),
-        (c.batch_size < 1, f"Batch size must be at least 1 (it is {c.batch_size})."),
-        (c.grad_accum < 1, f"Gradient accumulation must be at least 1 (it is {c.grad_accum})."),
-        (not 0 < c.learning_rate < 1, f"Learning rate must be above 0 and below 1 (it is {c.learning_rate}); try 2e-4 for LoRA."),
-        (not 0 <= c.warmup_ratio < 1, f"Warmup ratio must be from 0 up to (not including) 1 (it is {c.warmup_ratio})."),
-        (c.weight_decay < 0, f"Weight decay can't be negative (it is {c.weight_decay})."),
-        (c.max_grad_norm < 0, f"Max grad norm can't be negative (it is {c.max_grad_norm}); 0 turns clipping off."),
-        (c.logging_steps < 1, f"Logging steps must be at least 1 (it is {c.logging_steps})."),
-        (c.eval_steps < 0 or c.save_steps < 0, "Eval steps and save steps can't be negative (0 means automatic)."),
-        (c.min_chars < 0 or c.max_chars < 0, "Length filters can't be negative (0 means no limit)."),
-        (bool(c.run_name) and not RUN_NAME_PATTERN.match(c.run_name),
-         f"Run name '{c.run_name}' may only hold letters, digits, '-', '_' and '.', up to 80 characters, with no folders."),
+        (not c.model.strip(), "config.no_model", {}),
+        (not c.dataset.strip(), "config.no_dataset", {}),
+        (c.lora_r < 1 or c.lora_r > 1024, "config.lora_r_range", {"value": c.lora_r}),
+        (c.lora_alpha < 1, "config.lora_alpha_range", {"value": c.lora_alpha}),
+        (not 0 <= c.lora_dropout < 1, "config.lora_dropout_range", {"value": c.lora_dropout}),
+        (not 0 <= c.loraplus_ratio <= 64, "config.loraplus_ratio_range", {"value": c.loraplus_ratio}),
+        (c.max_length < 16 or c.max_length > 131072, "config.max_length_range", {"value": c.max_length}),
+        (not 0 <= c.validation_share < 1, "config.validation_share_range", {"value": c.validation_share}),
+        (not 0 < c.subset_share <= 1, "config.subset_share_range", {"value": c.subset_share}),
+        (c.epochs <= 0 and c.max_steps <= 0, "config.no_length", {}),
+        (c.max_steps < 0, "config.max_steps_negative", {"value": c.max_steps}),
+        (c.batch_size < 1, "config.batch_size_range", {"value": c.batch_size}),
+        (c.grad_accum < 1, "config.grad_accum_range", {"value": c.grad_accum}),
+        (not 0 < c.learning_rate < 1, "config.learning_rate_range", {"value": c.learning_rate}),
+        (not 0 <= c.warmup_ratio < 1, "config.warmup_ratio_range", {"value": c.warmup_ratio}),
+        (c.weight_decay < 0, "config.weight_decay_negative", {"value": c.weight_decay}),
+        (c.max_grad_norm < 0, "config.max_grad_norm_negative", {"value": c.max_grad_norm}),
+        (c.logging_steps < 1, "config.logging_steps_range", {"value": c.logging_steps}),
+        (c.eval_steps < 0 or c.save_steps < 0, "config.eval_save_steps_negative", {}),
+        (c.min_chars < 0 or c.max_chars < 0, "config.length_filters_negative", {}),
+        (bool(c.run_name) and not RUN_NAME_PATTERN.match(c.run_name), "config.bad_run_name", {"name": c.run_name}),
     ]
-    for failed, message in checks:
-        if failed:
-            out.append(message)
-    return out
+    return [msg(key, **params) for failed, key, params in checks if failed]
 
 
-def _combination_problems(c: RunConfig) -> list[str]:
+def _combination_problems(c: RunConfig) -> list[Msg]:
     out = []
     if c.method == "full" and c.quantization != "none":
-        out.append("Full fine-tuning can't train 4-bit or 8-bit weights. Use method 'qlora' (or 'lora'), or set quantization to 'none'.")
+        out.append(msg("config.full_quantized"))
     if c.method == "qlora" and c.quantization == "8bit":
-        out.append("QLoRA means a 4-bit base model. Set quantization to '4bit', or use method 'lora' with 8-bit.")
+        out.append(msg("config.qlora_8bit"))
     return out

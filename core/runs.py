@@ -13,10 +13,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import ConfigError
 from core.events import TERMINAL_TYPES, read_events
 from core.messages import message_of, msg
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# The states Resume continues (from the last checkpoint, or from the start when none was written yet).
+RESUMABLE = ("interrupted", "stopped")
+START_KEY = "job.preparing"  # the first line a job writes, on Start and on Resume (core/train/job.py)
 
 
 def runs_root() -> Path:
@@ -44,7 +48,7 @@ def run_dir(name: str, root: Path | None = None) -> Path:
     """The folder of an existing or new run; refuses names that would leave the runs folder."""
     root = root or runs_root()
     if not name or safe_name(name) != name:
-        raise ValueError(f"'{name}' is not a valid run name (letters, digits, '-', '_', '.').")
+        raise ConfigError(msg("runs.bad_name", name=name))  # a ValueError too
     return root / name
 
 
@@ -54,6 +58,7 @@ class RunSummary:
 
     `message`, `progress` and each of `notices` is the English text; where the event carried a
     core.messages key it is a Msg (still that str) whose `.key`/`.params` let the UI translate it.
+    `preparing` and `resumable` are the lifecycle answers every reader (web page, CLI) shares.
     """
     name: str
     path: Path
@@ -73,6 +78,9 @@ class RunSummary:
     last_checkpoint: str = ""
     has_adapter: bool = False
     has_merged: bool = False
+    preparing: bool = False            # a live run loading its model or data: no training step yet
+    resumable: bool = False            # interrupted or stopped: Resume continues it
+    _stepped: bool = field(default=False, repr=False, compare=False)  # a step logged since the latest (re)start
 
     @property
     def last_log(self) -> dict:
@@ -91,6 +99,8 @@ def summarize(path: Path, active: bool = False) -> RunSummary:
     if summary.status == "running" and not active:
         summary.status = "interrupted"
         summary.message = summary.message or msg("runs.interrupted")
+    summary.preparing = summary.status == "running" and not summary._stepped  # running implies active here
+    summary.resumable = summary.status in RESUMABLE
     return summary
 
 
@@ -100,18 +110,20 @@ def _apply(s: RunSummary, event: dict) -> None:
         s.status, s.started_at = "running", event["time"]
         s.model, s.method = event.get("model", ""), event.get("method", "")
         s.total_steps = event.get("total_steps", 0)
-        s.message = ""
+        s.message, s._stepped = "", False
     elif kind == "resumed":
-        s.status, s.message = "running", ""
+        s.status, s.message, s._stepped = "running", "", False
         s.total_steps = event.get("total_steps", s.total_steps)
         # a resumed run may re-log steps after its checkpoint: drop the replaced tail
         s.logs = [e for e in s.logs if e["step"] <= event.get("step", 0)]
         s.evals = [e for e in s.evals if e["step"] <= event.get("step", 0)]
     elif kind == "progress":
+        if s.status in TERMINAL_TYPES or event.get("key") == START_KEY:  # a (re)start: the job is loading
+            s.status, s.message, s._stepped = "unknown", "", False
         s.progress = message_of(event)
     elif kind == "log":
         s.logs.append(event)
-        s.step = event["step"]
+        s.step, s._stepped = event["step"], True
     elif kind == "eval":
         s.evals.append(event)
     elif kind == "sample":

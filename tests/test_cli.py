@@ -50,6 +50,25 @@ def test_bad_input_gives_one_line_and_exit_code_2(runs_root, tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
 
 
+def test_config_problems_are_joined_so_each_is_localized(tmp_path, capsys):
+    """`train` refuses a config with every problem in one error; each stays a catalogue message."""
+    import argparse
+
+    import app
+    from core.errors import ConfigError
+    from core.messages import localize
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lora_r: 0\nlearning_rate: 5\n")
+    with pytest.raises(ConfigError) as caught:
+        app.cmd_train(argparse.Namespace(config=str(bad), set=[]))
+    message = caught.value.message
+    assert "LoRA rank must be" in message and "Learning rate must be" in message
+    korean = localize(message, "ko")
+    assert "LoRA 랭크는" in korean and "학습률은" in korean and "must" not in korean
+    assert app.main(["train", "--config", str(bad)]) == 2
+    assert capsys.readouterr().err.startswith("Error: LoRA rank must be between 1 and 1024")
+
+
 def test_chat_after_full_fine_tuning_shows_only_the_tuned_answer(tiny_config, runs_root):
     """A full fine-tune keeps no separate base in the run: the CLI must not label the tuned answer 'base'."""
     from core.train.job import TrainingJob

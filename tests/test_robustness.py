@@ -64,7 +64,7 @@ def test_generation_stop_ends_quickly_and_never_blocks_the_next(tiny_model_dir):
     stop = threading.Event()
     messages = [{"role": "user", "content": "Hello"}]
     updates = 0
-    for texts in stream(model, tokenizer, messages, Sampling(max_new_tokens=400, temperature=1.0), ["default"], stop):
+    for _texts in stream(model, tokenizer, messages, Sampling(max_new_tokens=400, temperature=1.0), ["default"], stop):
         updates += 1
         stop.set()
     # the next generation works normally after a stopped one

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 def build_app(manager: JobManager, lang: str = "en", banner: str = "") -> gr.Blocks:
     """The whole app; `banner` is a warning shown in red at the top of every page."""
     # gradio and torch load here, not on `import ui`, so a bad --auth is answered at once
-    import gradio as gr
+    import gradio as gr  # noqa: PLC0415 - gradio takes seconds to import; ui.launch checks --auth before
 
-    from ui import chat_tab, data_tab, export_tab, train_tab
+    from ui import chat_tab, data_tab, export_tab, train_tab  # noqa: PLC0415 - the tabs import gradio and torch
 
     with gr.Blocks(title=t("title", lang), analytics_enabled=False) as app:
         header(lang, banner)
@@ -47,7 +47,7 @@ def build_app(manager: JobManager, lang: str = "en", banner: str = "") -> gr.Blo
 
 
 def header(lang: str, banner: str = "") -> None:
-    import gradio as gr
+    import gradio as gr  # noqa: PLC0415 - see build_app: `import ui` stays light
 
     if banner:
         gr.HTML(f'<div class="tl-danger" role="alert">{banner}</div>', elem_id="security-banner")

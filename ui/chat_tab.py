@@ -17,9 +17,10 @@ import pandas as pd
 from core import runs
 from core.config import RunConfig
 from core.infer.chat import get_base_model, get_chat_model
+from core.infer.evaluate import evaluate_run
 from core.infer.generate import BASE, Sampling, build_messages, compare, stream
 from core.train.manager import JobManager
-from ui.strings import t
+from ui.strings import localize, t
 from ui.widgets import busy_message, error_md, friendly, run_choices
 
 _stops: dict[str, threading.Event] = {}   # browser session -> its stop button's event
@@ -154,19 +155,15 @@ def _pairs(chat, name: str, messages: list, sampling: Sampling, stop: threading.
 
 
 def run_eval(manager: JobManager, lang: str, name: str, limit, progress) -> tuple:
-    """Held-out questions, base vs tuned: a one-line result and a table."""
-    from core.infer.evaluate import evaluate_run
-
+    """Held-out questions, base vs tuned: a one-line result and a table; progress as a bar with the last line."""
     if not name:
         return error_md(t("evaluate", lang), t("eval_needs_run", lang)), None
     busy = busy_message(manager, lang)
     if busy:
         return error_md(t("evaluate", lang), busy), None
 
-    def report(message: str) -> None:
-        done, _, total = message.partition("]")[0].lstrip("[").partition("/")
-        fraction = int(done) / int(total) if done.isdigit() and total.isdigit() else None
-        progress(fraction, desc=message)
+    def report(done: int, total: int, line: str) -> None:
+        progress(done / total if total else None, desc=localize(line, lang))
 
     try:
         result = evaluate_run(name, limit=int(limit or 0), progress=report)

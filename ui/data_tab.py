@@ -18,7 +18,7 @@ from core import runs
 from core.config import DEFAULT_DATASET
 from ui.form import config_from_values
 from ui.preview import bubbles_html, data_report, highlighted_value
-from ui.strings import t
+from ui.strings import localize, t
 from ui.widgets import error_md, field_widget, form_values, friendly
 
 FILE_TYPES = [".json", ".jsonl", ".csv", ".tsv", ".parquet", ".txt"]
@@ -112,7 +112,7 @@ def check_data(values: dict, token: str, lang: str) -> tuple:
         report, examples = data_report(config, token or None)
     except Exception as err:  # any bad file or setting: a sentence, not a traceback
         return error_md(t("data_problem", lang), friendly(err, lang)), "", None, None, None
-    bars = report.get("histogram") or []
+    bars = [(localize(label, lang), count) for label, count in report.get("histogram") or []]  # labels may be Msgs
     frame = pd.DataFrame(bars, columns=["length", "count"])
     return (summary_markdown(report, lang), bubbles_html(examples, lang),
             highlighted_value(report.get("highlighted") or [], lang) or None,
@@ -121,11 +121,16 @@ def check_data(values: dict, token: str, lang: str) -> tuple:
 
 
 def summary_markdown(report: dict, lang: str) -> str:
-    """Format and counts, token statistics, what preprocessing did, and problems, in a few lines."""
+    """Format and counts, token statistics, what preprocessing did, and problems, in a few lines.
+
+    Every text from core.data (format name, drop reasons, steps, notes, problems) may be a
+    core.messages Msg: each is shown with `localize`, so it reads in the page's language.
+    """
     lines = []
     if report.get("kept"):
-        lines.append(t("data_summary", lang, format=report.get("layout") or report.get("format_name") or report.get("format"),
-                       rows=report.get("rows", "?"), kept=report.get("kept", "?"), examples=report.get("examples", "?")))
+        layout = report.get("layout") or report.get("format_name") or report.get("format")
+        lines.append(t("data_summary", lang, format=localize(layout, lang), rows=report.get("rows", "?"),
+                       kept=report.get("kept", "?"), examples=report.get("examples", "?")))
     if report.get("tokens"):
         lines.append(t("token_summary", lang, tokens=f"{report['tokens']:,}", trained=f"{report.get('trained_tokens', 0):,}",
                        share=f"{report.get('trained_share', 0):.0%}", lmin=report.get("length_min", 0),
@@ -133,9 +138,9 @@ def summary_markdown(report: dict, lang: str) -> str:
                        lmax=report.get("length_max", 0), truncated=report.get("truncated", 0)))
     dropped = report.get("dropped") or {}
     if dropped:
-        lines.append(t("dropped", lang, what=", ".join(f"{n} {why}" for why, n in dropped.items())))
-    lines += [f"- {step}" for step in [*(report.get("steps") or []), *(report.get("notes") or [])]]
-    lines += [f"⚠ **{t('data_problem', lang)}:** {p}" for p in report.get("problems") or []]
+        lines.append(t("dropped", lang, what=", ".join(f"{n} {localize(why, lang)}" for why, n in dropped.items())))
+    lines += [f"- {localize(step, lang)}" for step in [*(report.get("steps") or []), *(report.get("notes") or [])]]
+    lines += [f"⚠ **{t('data_problem', lang)}:** {localize(p, lang)}" for p in report.get("problems") or []]
     if report.get("ok"):
         lines.append(t("data_ok", lang))
     return "\n\n".join(lines)

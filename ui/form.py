@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.config import RunConfig
 from core.errors import ConfigError
+from core.messages import msg
 from core.plan.checks import check
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -56,7 +57,7 @@ def config_from_values(values: dict) -> RunConfig:
         if name not in RunConfig.field_names():
             continue  # widgets that are not settings (token, preset) travel alongside
         if value is None and widget_kind(name) in ("int", "float"):
-            raise ConfigError(f"'{name}' is empty: enter a number.")
+            raise ConfigError(msg("empty_number", name=name))
         cleaned[name] = value.strip() if isinstance(value, str) and widget_kind(name) != "lines" else value
     return RunConfig.from_dict(cleaned)
 
@@ -71,11 +72,11 @@ def values_from_config(config: RunConfig) -> dict:
 
 
 def problems_of(values: dict) -> list[str]:
-    """Everything wrong with the form, in plain words (empty when it can start)."""
+    """Everything wrong with the form, in plain words (empty when it can start); Msgs where core made them."""
     try:
         return check(config_from_values(values))
     except ConfigError as err:
-        return [str(err)]
+        return [err.message]
 
 
 # --- presets -------------------------------------------------------------------

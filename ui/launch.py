@@ -13,6 +13,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from core import runs
+from core.messages import localize, msg
+from ui import build_app
 from ui.strings import t
 
 if TYPE_CHECKING:  # the engine (torch) loads only once the arguments are known to be good
@@ -29,7 +31,7 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
         return None
     user, sep, password = auth.partition(":")
     if not sep or not user or not password:
-        raise ValueError("--auth (or TUNELAB_AUTH) must look like USER:PASS, with both parts filled in.")
+        raise ValueError(msg("bad_auth"))
     return user, password
 
 
@@ -50,16 +52,16 @@ def launch(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, s
     try:
         credentials = parse_auth(auth)
     except ValueError as err:
-        print(f"Error: {err}", file=sys.stderr)
+        print(t("error_line", lang, message=localize(err.args[0], lang)), file=sys.stderr)
         return EXIT_BAD_INPUT
     warning = exposure_warning(host, credentials, share, lang)
     if warning:
         bar = "!" * 78
         print(f"\n{bar}\n{warning}\n{bar}\n", file=sys.stderr, flush=True)
 
-    from core.train.manager import JobManager
-    from ui import build_app
-    from ui.style import CSS, theme
+    # the engine (torch, ~5 s) and gradio load only once the arguments are known to be good
+    from core.train.manager import JobManager  # noqa: PLC0415 - torch/transformers, after the argument checks
+    from ui.style import CSS, theme  # noqa: PLC0415 - gradio, after the argument checks
 
     root = runs.runs_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -75,18 +77,17 @@ def launch(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, s
     except KeyboardInterrupt:
         pass
     except OSError as err:  # most often: the port is taken
-        print(f"Error: could not start the web server on {host}:{port}: {str(err).rstrip('.')}. Try another --port.",
-              file=sys.stderr)
+        print(t("port_failed", lang, host=host, port=port, error=str(err).rstrip(".")), file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
-        _stop_training(manager)
+        _stop_training(manager, lang)
     return EXIT_OK
 
 
-def _stop_training(manager: JobManager, wait_seconds: float = 60) -> None:
+def _stop_training(manager: JobManager, lang: str = "en", wait_seconds: float = 60) -> None:
     """On exit, stop a running job so its adapter is saved; resume continues it later."""
     job = manager.current
     if job:
-        print(f"Stopping run '{job.name}' and saving what it learned…", file=sys.stderr, flush=True)
+        print(t("exit_stopping", lang, run=job.name), file=sys.stderr, flush=True)
         job.stop()
         job.join(wait_seconds)

@@ -21,13 +21,11 @@ STATUS_ICONS = {"running": "●", "preparing": "◌", "finished": "✓", "stoppe
                 "interrupted": "⚠", "unknown": "·"}
 
 
-def display_status(summary: RunSummary | None, active: bool) -> str:
-    """The run's status as the page names it: a live run with no step yet is 'preparing'."""
+def display_status(summary: RunSummary | None) -> str:
+    """The run's status as the page names it: a live run with no step yet is 'preparing' (core.runs decides)."""
     if summary is None:
         return "unknown"
-    if summary.status == "running" and active and not summary.logs:
-        return "preparing"
-    return summary.status
+    return "preparing" if summary.preparing else summary.status
 
 
 def loss_frame(summary: RunSummary | None, lang: str = "en") -> pd.DataFrame:
@@ -57,9 +55,9 @@ def duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def status_html(summary: RunSummary | None, active: bool, lang: str = "en") -> str:
+def status_html(summary: RunSummary | None, lang: str = "en") -> str:
     """One big, coloured line: status, run name, step counter, and the run's message."""
-    state = display_status(summary, active)
+    state = display_status(summary)
     if summary is None:
         return f'<div class="tl-status" style="--c:{STATUS_COLORS[state]}">{t("status_unknown", lang)}</div>'
     step = t("step_of", lang, step=summary.step, total=summary.total_steps or "?")
@@ -116,14 +114,14 @@ def samples_html(summary: RunSummary | None, lang: str = "en") -> str:
     return f'<div class="tl-samples">{"".join(parts)}</div>'
 
 
-def runs_frame(summaries: list[RunSummary], active: set[str], lang: str = "en") -> pd.DataFrame:
-    """The past-runs table, newest first."""
+def runs_frame(summaries: list[RunSummary], lang: str = "en") -> pd.DataFrame:
+    """The past-runs table, newest first (each summary knows whether its run is live)."""
     cols = [t(k, lang) for k in ("col_run", "col_status", "col_steps", "col_loss", "col_model", "col_started")]
     rows = []
     for s in summaries:
         loss = s.last_log.get("loss")
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.started_at)) if s.started_at else ""
-        rows.append([s.name, t("status_" + display_status(s, s.name in active), lang),
+        rows.append([s.name, t("status_" + display_status(s), lang),
                      f"{s.step}/{s.total_steps}", f"{loss:.3f}" if isinstance(loss, (int, float)) else "",
                      s.model, started])
     return pd.DataFrame(rows, columns=cols)

@@ -10,14 +10,14 @@ import functools
 import html
 
 from core.config import RunConfig
+from core.data.preflight import preview_examples, run_preflight
+from core.data.tokenize import apply_template_choice
+from core.models import load_tokenizer
 from ui.strings import t
 
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(model: str, template: str, trust: bool, token: str | None):
-    from core.data.tokenize import apply_template_choice
-    from core.models import load_tokenizer
-
     tokenizer = load_tokenizer(RunConfig(model=model, trust_remote_code=trust), token)
     apply_template_choice(tokenizer, template)
     return tokenizer
@@ -33,19 +33,9 @@ def data_report(config: RunConfig, token: str | None = None, n_preview: int = 5)
 
     Data that cannot be used comes back as a report with `problems`, not an exception.
     """
-    try:
-        from core.data import preflight
-    except ImportError:  # an older core without preflight: counts only, no token view
-        return _counts_only(config, token, n_preview)
-    report = preflight.run_preflight(config, tokenizer_for(config, token), token=token)
-    examples = preflight.preview_examples(config, n=n_preview, token=token)[0] if report.get("kept") else []
+    report = run_preflight(config, tokenizer_for(config, token), token=token)
+    examples = preview_examples(config, n=n_preview, token=token)[0] if report.get("kept") else []
     return report, examples
-
-
-def _counts_only(config: RunConfig, token: str | None, n: int) -> tuple[dict, list[dict]]:
-    from core.data.pipeline import load_examples
-    examples, fmt, report = load_examples(config, token)
-    return {**report, "format": fmt, "examples": len(examples), "ok": True, "problems": []}, examples[:n]
 
 
 def highlighted_value(runs: list, lang: str) -> list[tuple[str, str | None]]:

@@ -12,32 +12,28 @@ import gradio as gr
 from core import runs
 from core.config import RunConfig
 from core.errors import Busy
+from core.messages import join
 from core.plan.checks import check
+from core.plan.memory import estimate
 from core.train.manager import JobManager
 from ui import live
 from ui.form import config_from_values, problems_of, values_from_config
-from ui.strings import t
+from ui.strings import localize, t
 from ui.widgets import error_md, friendly
-
-RESUMABLE = ("interrupted", "stopped")
 
 
 def settings_check(values: dict, lang: str, data_stats: dict | None = None) -> str:
-    """Plain-language problems of the form, or OK, plus the memory/time estimate when available."""
+    """Plain-language problems of the form, or OK, plus the memory/time estimate."""
     problems = problems_of(values)
     lines = [f"**{t('check_title', lang)}**"]
-    lines += [f"⚠ {p}" for p in problems] or [t("check_ok", lang)]
+    lines += [f"⚠ {localize(p, lang)}" for p in problems] or [t("check_ok", lang)]
     if not problems:
         lines.append(estimate_text(config_from_values(values), lang, data_stats))
     return "\n\n".join(lines)
 
 
 def estimate_text(config: RunConfig, lang: str, data_stats: dict | None = None) -> str:
-    """core.plan.memory's "fits / does not fit" line, sized by the Data tab's last check; a note without it."""
-    try:
-        from core.plan.memory import estimate
-    except ImportError:
-        return t("estimate_missing", lang)
+    """core.plan.memory's "fits / does not fit" line (in `lang`), sized by the Data tab's last check."""
     try:
         result = estimate(config, n_train_tokens=(data_stats or {}).get("tokens"), data_stats=data_stats or None)
         # plain symbols: projector PCs and headless browsers often lack a colour-emoji font
@@ -53,11 +49,11 @@ def start(manager: JobManager, values: dict, token: str, who: str, lang: str):
         config = config_from_values(values)
         problems = check(config)
         if problems:
-            return error_md(t("cannot_start", lang), " ".join(problems)), gr.skip()
+            return error_md(t("cannot_start", lang), localize(join(problems), lang)), gr.skip()
         job = manager.start(config, token=token or None, who=who)
-    except Busy as err:
-        gr.Warning(str(err))
-        return error_md(t("cannot_start", lang), str(err)), gr.skip()
+    except Busy as err:  # someone else's run: also a toast, since the action line may be scrolled away
+        gr.Warning(friendly(err, lang))
+        return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
     except Exception as err:
         return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
     return _ok(t("started", lang, run=job.name)), run_picker(manager, lang, job.name)
@@ -72,12 +68,12 @@ def stop(manager: JobManager, lang: str) -> str:
 def resume(manager: JobManager, name: str, token: str, who: str, lang: str):
     """(action html, run picker update): the shown run continues from its last checkpoint."""
     try:
-        if not name or live.display_status(manager.summary(name), name in manager.active_names()) not in RESUMABLE:
+        if not name or not manager.summary(name).resumable:
             return error_md(t("cannot_start", lang), t("resume_which", lang)), gr.skip()
         job = manager.resume(name, token=token or None, who=who)
     except Busy as err:
-        gr.Warning(str(err))
-        return error_md(t("cannot_start", lang), str(err)), gr.skip()
+        gr.Warning(friendly(err, lang))
+        return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
     except Exception as err:
         return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
     return _ok(t("resumed", lang, run=job.name)), run_picker(manager, lang, job.name)
@@ -124,11 +120,10 @@ def render(manager: JobManager, name: str | None, lang: str) -> tuple:
             summary = manager.summary(name)
         except ValueError:
             summary = None
-    active = bool(name) and name in manager.active_names()
     config_text = ""
     if summary is not None and (summary.path / "config.yaml").exists():
         config_text = (summary.path / "config.yaml").read_text(encoding="utf-8")
-    return (live.status_html(summary, active, lang), live.metrics_html(summary, lang),
+    return (live.status_html(summary, lang), live.metrics_html(summary, lang),
             live.loss_frame(summary, lang), live.samples_html(summary, lang), config_text)
 
 

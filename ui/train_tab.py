@@ -14,6 +14,7 @@ from core.config import DEFAULT_MODEL, RunConfig
 from core.train.manager import JobManager
 from ui import train_actions as act
 from ui.form import SIMPLE_FIELDS, advanced_fields, preset_choices, preset_values
+from ui.live import runs_frame
 from ui.strings import field_label, t
 from ui.widgets import field_widget, form_values
 
@@ -138,8 +139,7 @@ def _pick_row(evt: gr.SelectData):
 
 
 def _table(manager: JobManager, lang: str):
-    from ui.live import runs_frame
-    return runs_frame(manager.list_runs(), manager.active_names(), lang)
+    return runs_frame(manager.list_runs(), lang)
 
 
 def _on_load(manager: JobManager, lang: str) -> tuple:

@@ -21,10 +21,17 @@ from dataclasses import dataclass, field
 
 from core.config import RunConfig
 from core.errors import DataError, RowProblem
+from core.messages import Msg, msg
 
 FORMATS = ("messages", "sharegpt", "alpaca", "qa", "markers", "text")
-FORMAT_NAMES = {"messages": "chat messages", "sharegpt": "ShareGPT", "alpaca": "Alpaca / KoAlpaca",
-                "qa": "question / answer columns", "markers": "text with turn markers", "text": "plain text"}
+# The human names of the formats (Msgs: a reader shows them with localize(name, lang)).
+FORMAT_NAMES = {"messages": msg("data.format.messages"), "sharegpt": msg("data.format.sharegpt"),
+                "alpaca": msg("data.format.alpaca"), "qa": msg("data.format.qa"),
+                "markers": msg("data.format.markers"), "text": msg("data.format.text")}
+# The parts of a row a column can hold, as the preview names them.
+PART_NAMES = {"conversation": msg("data.part.conversation"), "prompt": msg("data.part.prompt"),
+              "input": msg("data.part.input"), "response": msg("data.part.response"),
+              "system": msg("data.part.system"), "text": msg("data.part.text")}
 
 ROLE_NAMES = {
     "user": "user", "human": "user", "usr": "user", "prompter": "user", "question": "user", "사용자": "user",
@@ -58,10 +65,16 @@ class Layout:
     markers: tuple = ("<usr>", "<bot>")
     notes: list = field(default_factory=list)
 
-    def describe(self) -> str:
-        parts = ", ".join(f"{part}: '{col}'" for part, col in self.columns.items())
-        extra = f", markers {self.markers[0]} / {self.markers[1]}" if self.format == "markers" else ""
-        return f"{FORMAT_NAMES[self.format]} ({parts}{extra})"
+    def describe(self) -> Msg:
+        parts = [msg("data.layout_part", part=_part_name(part), column=col) for part, col in self.columns.items()]
+        if self.format == "markers":
+            return msg("data.layout_markers", format=FORMAT_NAMES[self.format], parts=parts,
+                       user=self.markers[0], bot=self.markers[1])
+        return msg("data.layout", format=FORMAT_NAMES[self.format], parts=parts)
+
+
+def _part_name(part: str) -> str:
+    return PART_NAMES.get(part, part)
 
 
 # --- detection -----------------------------------------------------------------
@@ -73,14 +86,14 @@ def detect_format(rows: list[dict], config: RunConfig) -> str:
 def detect_layout(rows: list[dict], config: RunConfig) -> Layout:
     """Format and column mapping, detected or taken from the config; DataError when it cannot be read."""
     if not rows:
-        raise DataError("The dataset has no rows. Pick a file or split that holds some data.")
+        raise DataError(msg("data.dataset_no_rows"))
     sample = [r for r in rows[:_SAMPLE] if isinstance(r, dict)]
     if not sample:
-        raise DataError("The rows are not records with named columns. Use JSON objects, or a CSV with a header row.")
+        raise DataError(msg("data.not_records"))
     columns = list(dict.fromkeys(c for r in sample for c in r))
     fmt = config.data_format if config.data_format != "auto" else _guess_format(sample, columns, config)
     if fmt not in FORMATS:
-        raise DataError(f"Unknown data format '{fmt}'. Pick one of: auto, {', '.join(FORMATS)}.")
+        raise DataError(msg("data.unknown_format", format=fmt, formats=", ".join(FORMATS)))
     return _map_columns(fmt, sample, columns, config)
 
 
@@ -101,12 +114,8 @@ def _guess_format(sample: list[dict], columns: list[str], config: RunConfig) -> 
         return "markers" if _markers_in(sample, text, config) else "text"
     named = _find(columns, CONVERSATION_COLUMNS)
     if named:
-        raise DataError(f"The '{named}' column does not hold conversations: each value should be a list of turns "
-                        'like [{"role": "user", "content": "…"}, {"role": "assistant", "content": "…"}].')
-    raise DataError(
-        f"Could not tell the format from the columns {columns}. Expected a 'messages' or 'conversations' column, "
-        "'instruction' and 'output', a question and an answer column (e.g. question/answer, 질문/답변), or a "
-        "'text' column. Pick the format by hand and set 'prompt_column' and 'response_column'.")
+        raise DataError(msg("data.not_conversations", column=named))
+    raise DataError(msg("data.format_unclear", columns=str(columns)))
 
 
 def _norm(name: str) -> str:
@@ -187,16 +196,16 @@ def _map_columns(fmt: str, sample: list[dict], columns: list[str], config: RunCo
     layout = Layout(fmt)
     if fmt in ("messages", "sharegpt"):
         col = _conversation_column(sample, columns, config) or _find(columns, CONVERSATION_COLUMNS)
-        layout.columns = {"conversation": _require(col, fmt, "a column of conversations (lists of turns)", columns)}
+        layout.columns = {"conversation": _require(col, fmt, msg("data.need.conversation"), columns)}
     elif fmt in ("alpaca", "qa"):
         _map_pair(layout, sample, columns, config)
     else:
         col = _text_column(sample, columns, config) or _find(columns, TEXT_COLUMNS)
-        layout.columns = {"text": _require(col, fmt, "a text column (set 'prompt_column' to its name)", columns)}
+        layout.columns = {"text": _require(col, fmt, msg("data.need.text"), columns)}
     for part, col in layout.columns.items():
         if col not in columns:
-            raise DataError(f"The column '{col}' (set as the {part} column) is not in the data. "
-                            f"Columns are: {', '.join(map(str, columns))}.")
+            raise DataError(msg("data.column_missing", column=col, part=_part_name(part),
+                                columns=", ".join(map(str, columns))))
     if fmt == "markers":
         _set_markers(layout, sample, config)
     return layout
@@ -205,12 +214,10 @@ def _map_columns(fmt: str, sample: list[dict], columns: list[str], config: RunCo
 def _set_markers(layout: Layout, sample: list[dict], config: RunConfig) -> None:
     found = _markers_in(sample, layout.columns["text"], config)
     if not found:
-        raise DataError(f"None of the rows contain the turn markers '{config.user_marker}' and "
-                        f"'{config.bot_marker}'. Set 'user_marker' and 'bot_marker' to the markers your "
-                        "text uses (e.g. '### Human:' and '### Assistant:'), or pick the 'text' format.")
+        raise DataError(msg("data.markers_missing", user=config.user_marker, bot=config.bot_marker))
     layout.markers = found
     if found != (config.user_marker, config.bot_marker):
-        layout.notes.append(f"Turn markers found: '{found[0]}' (user) and '{found[1]}' (assistant).")
+        layout.notes.append(msg("data.note.markers_found", user=found[0], bot=found[1]))
 
 
 def _map_pair(layout: Layout, sample: list[dict], columns: list[str], config: RunConfig) -> None:
@@ -227,11 +234,10 @@ def _map_pair(layout: Layout, sample: list[dict], columns: list[str], config: Ru
         prompt = config.prompt_column or (pair[0] if pair else None)
         response = config.response_column or (pair[1] if pair else None)
         if guessed and not (config.prompt_column and config.response_column):
-            layout.notes.append(f"Guessed that '{prompt}' holds the questions and '{response}' the answers; "
-                                "set 'prompt_column' and 'response_column' if that is wrong.")
+            layout.notes.append(msg("data.note.guessed_columns", prompt=prompt, response=response))
         extra = None
-    layout.columns = {"prompt": _require(prompt, fmt, "a question/instruction column ('prompt_column')", columns),
-                      "response": _require(response, fmt, "an answer/output column ('response_column')", columns)}
+    layout.columns = {"prompt": _require(prompt, fmt, msg("data.need.prompt"), columns),
+                      "response": _require(response, fmt, msg("data.need.response"), columns)}
     if extra:
         layout.columns["input"] = extra
     system = _find(columns, SYSTEM_COLUMNS, skip=(prompt, response))
@@ -239,10 +245,9 @@ def _map_pair(layout: Layout, sample: list[dict], columns: list[str], config: Ru
         layout.columns["system"] = system
 
 
-def _require(col: str | None, fmt: str, what: str, columns: list[str]) -> str:
+def _require(col: str | None, fmt: str, what: Msg, columns: list[str]) -> str:
     if not col:
-        raise DataError(f"The '{fmt}' format needs {what}, but none was found. "
-                        f"Columns are: {', '.join(map(str, columns))}. Set the column names, or pick another format.")
+        raise DataError(msg("data.format_needs", format=fmt, what=what, columns=", ".join(map(str, columns))))
     return col
 
 
@@ -260,10 +265,10 @@ def to_examples(rows: list[dict], fmt: str, config: RunConfig, layout: Layout | 
     for row in rows:
         try:
             if not isinstance(row, dict):
-                raise RowProblem("rows that are not records")
+                raise RowProblem(msg("data.drop.not_records"))
             examples.append(convert(row, layout))
         except RowProblem as problem:
-            dropped[str(problem)] += 1
+            dropped[problem.message] += 1  # the Msg itself, so a reader can show the reason in its language
     return examples, {"format": layout.format, "format_name": FORMAT_NAMES[layout.format], "rows": len(rows),
                       "columns": dict(layout.columns), "layout": layout.describe(), "notes": list(layout.notes),
                       "kept": len(examples), "dropped": dict(dropped)}
@@ -272,13 +277,13 @@ def to_examples(rows: list[dict], fmt: str, config: RunConfig, layout: Layout | 
 def _text(value, column: str, required: bool = True) -> str:
     if value is None or (isinstance(value, float) and value != value):  # None or NaN (empty CSV cell)
         if required:
-            raise RowProblem(f"rows with an empty '{column}'")
+            raise RowProblem(msg("data.drop.empty_column", column=column))
         return ""
     if isinstance(value, bool) or not _is_texty(value):
-        raise RowProblem(f"rows where '{column}' is not text (found {type(value).__name__})")
+        raise RowProblem(msg("data.drop.not_text", column=column, type=type(value).__name__))
     text = str(value)
     if len(text) > HUGE_ROW_CHARS:
-        raise RowProblem(f"rows over {HUGE_ROW_CHARS:,} characters")
+        raise RowProblem(msg("data.drop.huge", limit=f"{HUGE_ROW_CHARS:,}"))
     return text
 
 
@@ -302,14 +307,14 @@ def _from_conversation(row: dict, layout: Layout) -> dict:
     column = layout.columns["conversation"]
     turns = _as_turns(row.get(column))
     if turns is None:
-        raise RowProblem(f"rows where '{column}' is not a list of turns")
+        raise RowProblem(msg("data.drop.not_turns", column=column))
     messages = []
     for turn in turns:
         if not isinstance(turn, dict):
-            raise RowProblem(f"rows where '{column}' holds something other than turns")
+            raise RowProblem(msg("data.drop.not_turn_items", column=column))
         name = str(turn.get("role", turn.get("from", ""))).strip().lower()
         if name not in ROLE_NAMES:
-            raise RowProblem(f"rows with a speaker other than system/user/assistant ('{name[:20]}')")
+            raise RowProblem(msg("data.drop.unknown_speaker", name=name[:20]))
         messages.append({"role": ROLE_NAMES[name], "content": _content(turn)})
     return _checked({"messages": messages})
 
@@ -348,7 +353,7 @@ def _from_text(row: dict, layout: Layout) -> dict:
 
 def _checked(example: dict) -> dict:
     if sum(len(m["content"]) for m in example["messages"]) > HUGE_ROW_CHARS:
-        raise RowProblem(f"rows over {HUGE_ROW_CHARS:,} characters")
+        raise RowProblem(msg("data.drop.huge", limit=f"{HUGE_ROW_CHARS:,}"))
     return example
 
 

@@ -23,14 +23,15 @@ from core.data.preprocess import preprocess
 from core.data.sources import BUILTIN_DIR, load_rows
 from core.data.tokenize import IGNORE, chunk_text_examples, encode_example
 from core.errors import DataError, RowProblem
-from core.messages import msg
+from core.messages import Msg, join, msg
 
 Progress = Callable[[str], None]
 __all__ = ["DataError", "PreparedData", "load_examples", "prepare", "split", "encode_examples", "token_stats",
-           "trained_share_problem", "detect_format", "to_examples", "load_rows", "BUILTIN_DIR"]
+           "trained_share_problem", "dropped_text", "detect_format", "to_examples", "load_rows", "BUILTIN_DIR"]
 
 MIN_TRAINED_SHARE = 0.005  # below this the run would learn (almost) nothing: refused
-ANSWER_CUT = "answers cut off entirely by max_length"
+# A drop reason (a Msg: equal to its English text, so it is also the key in stats["dropped"]).
+ANSWER_CUT = msg("data.drop.answer_cut")
 # End-of-turn tokens of common chat templates; whatever the template prints after one
 # (usually a newline) is layout, not part of the answer.
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>", "<|end_of_text|>")
@@ -60,18 +61,23 @@ def load_examples(config: RunConfig, token: str | None = None, progress: Progres
     return examples, layout.format, report
 
 
-def _nothing_left(config: RunConfig, report: dict) -> str:
-    reasons = "; ".join(f"{why}: {n}" for why, n in report["dropped"].items()) or "no usable rows"
-    text = " ".join(report["dropped"])
-    if "characters" in text and "over" in text:
-        advice = "Each row should be one conversation: split very long rows, or use the 'text' format for long documents."
-    elif "shorter than" in text or "longer than" in text:
-        advice = "Loosen the length filters ('min_chars', 'max_chars')."
+def dropped_text(dropped: dict, sep: str = "; ") -> Msg:
+    """The drop reasons and their counts as one message ('reason: n; ...'), each reason localizable."""
+    return join([msg("data.dropped_count", reason=why, n=n) for why, n in dropped.items()], sep=sep)
+
+
+def _nothing_left(config: RunConfig, report: dict) -> Msg:
+    reasons = dropped_text(report["dropped"]) if report["dropped"] else msg("data.no_usable_rows")
+    keys = {getattr(why, "key", "") for why in report["dropped"]}
+    if "data.drop.huge" in keys:
+        advice = msg("data.advice.split_rows")
+    elif keys & {"data.drop.too_short", "data.drop.too_long"}:
+        advice = msg("data.advice.length_filters")
     else:
-        advice = "Check the format ('data_format') and the column settings ('prompt_column', 'response_column')."
-    read = f"{report['rows']} row{'' if report['rows'] == 1 else 's'} read"
+        advice = msg("data.advice.check_format")
+    read = msg("data.one_row_read") if report["rows"] == 1 else msg("data.rows_read", n=report["rows"])
     name = Path(config.dataset).name if Path(config.dataset).exists() else config.dataset  # not the upload's temp path
-    return f"No training examples are left from {name} ({read}; dropped: {reasons}). {advice}"
+    return msg("data.nothing_left", name=name, read=read, reasons=reasons, advice=advice)
 
 
 def split(examples: list, config: RunConfig) -> tuple[list, list]:
@@ -87,17 +93,17 @@ def split(examples: list, config: RunConfig) -> tuple[list, list]:
     return examples[n_val:], examples[:n_val]
 
 
-def split_steps(n_examples: int, n_train: int, n_val: int, config: RunConfig) -> list[str]:
+def split_steps(n_examples: int, n_train: int, n_val: int, config: RunConfig) -> list[Msg]:
     """Plain-language lines for the subset, shuffle and split, for the preview."""
     steps = []
     if config.shuffle:
-        steps.append(f"Shuffled with seed {config.seed}.")
+        steps.append(msg("data.step.shuffled", seed=config.seed))
     if config.subset_share < 1:
-        steps.append(f"Kept a {config.subset_share:.0%} subset: {n_train + n_val} of {n_examples} examples.")
+        steps.append(msg("data.step.subset", share=f"{config.subset_share:.0%}", n=n_train + n_val, total=n_examples))
     if config.validation_share > 0 and not n_val:
-        steps.append("No validation set: it needs at least 10 examples.")
+        steps.append(msg("data.step.no_validation"))
     else:
-        steps.append(f"Split: {n_train} for training, {n_val} held out for validation.")
+        steps.append(msg("data.step.split", train=n_train, validation=n_val))
     return steps
 
 
@@ -118,7 +124,7 @@ def encode_examples(examples: list[dict], tokenizer, config: RunConfig) -> tuple
         try:
             item = _encode(tokenizer, example, config)
         except RowProblem as problem:
-            dropped[str(problem)] += 1
+            dropped[problem.message] += 1  # the Msg itself, so a reader can show the reason in its language
             continue
         if config.train_on == "answers":
             _untrain_after_end(item["labels"], ends, tokenizer)
@@ -135,7 +141,7 @@ def _encode(tokenizer, example: dict, config: RunConfig) -> dict:
     except Exception as err:  # a chat template may raise on any role order it dislikes
         messages = example.get("messages", [])
         if not (messages and messages[0]["role"] == "system" and len(messages) > 1):
-            raise RowProblem(f"rows the model's chat template refused ({_short(err)})") from None
+            raise RowProblem(msg("data.drop.template_refused", error=_short(err))) from None
         # Some templates (Gemma, Mistral) have no system role: put it in front of the first question.
         folded = [{"role": messages[1]["role"], "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
         return _encode(tokenizer, {"messages": folded + messages[2:]}, config)
@@ -186,19 +192,15 @@ def token_stats(encoded: list[dict]) -> dict:
 
 
 def trained_share_problem(stats: dict, config: RunConfig) -> str:
-    """The reason a run would learn nothing ('' when it is fine); prepare() refuses, preflight reports it."""
+    """The reason (a Msg) a run would learn nothing ('' when it is fine); prepare() refuses, preflight reports it."""
     if stats["examples"] and stats["trained_share"] >= MIN_TRAINED_SHARE:
         return ""
     cut = stats.get("dropped", {}).get(ANSWER_CUT, 0)
     if not stats["examples"] and cut:
-        return (f"Every answer is cut off by 'max_length' ({config.max_length} tokens): the prompts alone fill it, "
-                "so the model would learn nothing. Raise max_length, shorten the prompts/system prompt, "
-                "or set 'train_on' to 'all'.")
+        return msg("data.all_answers_cut", max_length=config.max_length)
     if not stats["examples"]:
-        return "No example could be tokenized, so the model would learn nothing. Check the format and the chat template."
-    return (f"Only {stats['trained_share']:.1%} of the tokens would be trained on, so the model would learn nothing. "
-            f"Usually the answers are cut off by 'max_length' ({config.max_length}) or the answer column is wrong: "
-            "raise max_length, check the format/columns, or set 'train_on' to 'all'.")
+        return msg("data.nothing_tokenized")
+    return msg("data.trained_share_tiny", share=f"{stats['trained_share']:.1%}", max_length=config.max_length)
 
 
 def prepare(config: RunConfig, tokenizer, token: str | None = None, progress: Progress | None = None) -> PreparedData:

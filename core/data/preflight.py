@@ -5,7 +5,8 @@ the detected format, what preprocessing did). `run_preflight` tokenizes like
 a real run (same code as core/data.prepare) and reports token counts, the
 share of tokens trained on, lengths, truncation and one example with its
 trained-on part marked; `ok` is False exactly when prepare() would refuse the
-run, with the same reason. `format_report` is the same report for a terminal.
+run, with the same reason. `format_report` is the same report for a terminal,
+in any catalogue language; the report's texts are Msgs (see core/data/__init__.py).
 """
 from __future__ import annotations
 
@@ -14,9 +15,19 @@ import math
 from collections import Counter
 
 from core.config import RunConfig
-from core.data.pipeline import ANSWER_CUT, encode_examples, load_examples, split, split_steps, token_stats, trained_share_problem
+from core.data.pipeline import (
+    ANSWER_CUT,
+    dropped_text,
+    encode_examples,
+    load_examples,
+    split,
+    split_steps,
+    token_stats,
+    trained_share_problem,
+)
 from core.data.tokenize import IGNORE, apply_template_choice
-from core.errors import DataError
+from core.errors import DataError, explain
+from core.messages import Msg, localize, msg
 
 SAMPLE_LIMIT = 2000  # examples tokenized for the report; bigger sets are estimated from an even sample
 LOW_SHARE = 0.05
@@ -41,7 +52,7 @@ def run_preflight(config: RunConfig, tokenizer, token: str | None = None) -> dic
     try:
         examples, fmt, loaded = load_examples(config, token)
     except DataError as err:
-        return {**report, "problems": [str(err)]}
+        return {**report, "problems": [explain(err)[0]]}  # the Msg, so a reader can show it in its language
     tokenizer = _with_template(tokenizer, config)
     train, validation = split(examples, config)
     sample, scale = _sample(train)
@@ -107,7 +118,7 @@ def histogram(lengths: list[int], max_length: int, buckets: int = 8) -> list[tup
     label = lambda lo: f"{lo + 1}" if width == 1 else f"{lo + 1}-{min(lo + width, max_length)}"
     rows = [(label(lo), counts.get(i, 0)) for i, lo in enumerate(edges)]
     over = sum(1 for n in lengths if n > max_length)
-    return rows + ([(f">{max_length} (cut)", over)] if over else [])
+    return rows + ([(msg("data.hist_cut", max_length=max_length), over)] if over else [])
 
 
 def _round_up(n: int) -> int:
@@ -140,73 +151,77 @@ def highlight(example: dict, tokenizer, config: RunConfig) -> list[tuple[str, bo
     return [(tokenizer.decode(ids), trained) for ids, trained in pieces]
 
 
-def _warnings(report: dict, encoded: list[dict], config: RunConfig, fmt: str) -> list[str]:
+def _warnings(report: dict, encoded: list[dict], config: RunConfig, fmt: str) -> list[Msg]:
     out = []
     n, cut = report["examples"], report["truncated"]
     if cut and n:
-        longest = max(e["length"] for e in encoded)
-        lost = " Their answers lose the end, so the model may not learn to finish them." if config.train_on == "answers" and fmt != "text" else ""
-        out.append(f"{cut} of {n} examples ({cut / n:.0%}) are longer than max_length ({config.max_length} tokens) "
-                   f"and will be cut.{lost} The longest needs {longest} tokens: raise max_length, or drop long rows "
-                   "with 'max_chars'.")
+        answers_lost = config.train_on == "answers" and fmt != "text"
+        out.append(msg("data.warn.truncated_answers" if answers_lost else "data.warn.truncated", cut=cut, n=n,
+                       share=f"{cut / n:.0%}", max_length=config.max_length,
+                       longest=max(e["length"] for e in encoded)))
     if report["dropped"].get(ANSWER_CUT) and n:
-        out.append(f"{report['dropped'][ANSWER_CUT]} examples lose their whole answer to max_length and are skipped.")
+        out.append(msg("data.warn.answers_cut", n=report["dropped"][ANSWER_CUT]))
     for why, k in report["dropped"].items():
-        if "chat template refused" in why:
-            out.append(f"{k} examples were skipped because the model's chat template refused them "
-                       f"{why.split('refused', 1)[1].strip()}. Try chat_template 'chatml', or fix those rows.")
+        if getattr(why, "key", "") == "data.drop.template_refused":
+            out.append(msg("data.warn.template_refused", n=k, error=why.params.get("error", "")))
     if report["ok"] and report["trained_share"] < LOW_SHARE and config.train_on == "answers":
-        out.append(f"Only {report['trained_share']:.1%} of the tokens are answers: most of each example is prompt. "
-                   "Training works, but each step teaches little; a shorter system prompt helps.")
+        out.append(msg("data.warn.low_share", share=f"{report['trained_share']:.1%}"))
     if 0 < n < FEW_EXAMPLES:
-        out.append(f"Only {_count(n, 'training example')}: fine for a quick try, but the model will mostly memorise them "
-                   "(a few hundred is a good start).")
+        out.append(msg("data.warn.one_example") if n == 1 else msg("data.warn.few_examples", n=n))
     lost = sum(k for why, k in report["dropped"].items() if why != ANSWER_CUT)  # that one has its own line
     if report["rows"] and lost > report["rows"] / 2:
-        out.append(f"Most rows were dropped ({lost} of {report['rows']}). Check the format, columns and filters.")
+        out.append(msg("data.warn.most_dropped", lost=lost, rows=report["rows"]))
     return out
 
 
 # --- terminal output -----------------------------------------------------------------------
-def format_report(report: dict) -> str:
-    """The pre-flight report as plain text for the CLI (`python app.py train`)."""
-    lines = [f"Data: {report['rows']} rows -> {report['kept']} examples, read as {report.get('layout') or report['format_name'] or '?'}"]
+def format_report(report: dict, lang: str = "en") -> str:
+    """The pre-flight report as plain text for the CLI (`python app.py train`), in `lang`."""
+    say = lambda key, **params: localize(msg(key, **params), lang)
+    layout = report.get("layout") or report["format_name"] or "?"
+    lines = [say("data.report.data", rows=report["rows"], kept=report["kept"], layout=layout)]
     if report["dropped"]:
-        lines.append("Dropped: " + "; ".join(f"{why}: {n}" for why, n in report["dropped"].items()))
-    lines += [f"  - {step}" for step in report.get("steps", [])]
-    lines += [f"  * {note}" for note in report.get("notes", [])]
+        lines.append(say("data.report.dropped", what=dropped_text(report["dropped"])))
+    lines += [f"  - {localize(step, lang)}" for step in report.get("steps", [])]
+    lines += [f"  * {localize(note, lang)}" for note in report.get("notes", [])]
     if report["examples"]:
-        what = "answers only" if report["train_on"] == "answers" else "everything"
-        what = "every token (plain text)" if report["format"] == "text" else what
-        estimated = f" (estimated from {report['sampled']} examples)" if report.get("sampled") else ""
-        lines += [
-            f"Examples: {report['examples']} for training, {report['validation_examples']} for validation; "
-            f"packing {'on' if report['packing'] else 'off'}; training on {what}",
-            f"Tokens: {report['tokens']:,}, trained on {report['trained_tokens']:,} ({report['trained_share']:.1%}); "
-            f"cut at max_length {report['max_length']}: {report['truncated']}{estimated}",
-            f"Lengths in tokens: min {report['length_min']}, median {report['length_p50']}, "
-            f"90% {report['length_p90']}, max {report['length_max']}",
-        ]
-        lines += _bars(report["histogram"])
+        lines += _token_lines(report, say)
+        lines += _bars([(localize(label, lang), count) for label, count in report["histogram"]])
     if report["highlighted"]:
         text = "".join(f"[[{piece}]]" if trained else piece for piece, trained in report["highlighted"])
-        lines.append("One example, trained-on part in [[ ]]:\n    " + _clip(text, 600).replace("\n", "\n    "))
-    lines += [f"! {p}" for p in report["problems"]]
+        lines.append(say("data.report.example") + "\n    " + _clip(text, 600).replace("\n", "\n    "))
+    lines += [f"! {localize(p, lang)}" for p in report["problems"]]
     if report["ok"]:
-        lines.append(f"Ready: training learns from {report['trained_share']:.1%} of the tokens.")
+        lines.append(say("data.report.ready", share=f"{report['trained_share']:.1%}"))
     else:
-        lines.append("Not ready: " + (report["problems"][0] if report["problems"] else "no usable data."))
+        problem = report["problems"][0] if report["problems"] else msg("data.report.no_usable_data")
+        lines.append(say("data.report.not_ready", problem=problem))
     return "\n".join(lines)
+
+
+def _token_lines(report: dict, say) -> list[str]:
+    """Examples, tokens and lengths: three lines of the terminal report."""
+    if report["format"] == "text":
+        what = msg("data.report.every_token")
+    else:
+        what = msg("data.report.answers_only") if report["train_on"] == "answers" else msg("data.report.everything")
+    estimated = msg("data.report.estimated", n=report["sampled"]) if report.get("sampled") else ""
+    packing = msg("data.report.on") if report["packing"] else msg("data.report.off")
+    return [
+        say("data.report.examples", train=report["examples"], validation=report["validation_examples"],
+            packing=packing, what=what),
+        say("data.report.tokens", tokens=f"{report['tokens']:,}", trained=f"{report['trained_tokens']:,}",
+            share=f"{report['trained_share']:.1%}", max_length=report["max_length"], truncated=report["truncated"],
+            estimated=estimated),
+        say("data.report.lengths", min=report["length_min"], p50=report["length_p50"], p90=report["length_p90"],
+            max=report["length_max"]),
+    ]
 
 
 def _bars(histogram: list, width: int = 30) -> list[str]:
     top = max((count for _, count in histogram), default=0) or 1
     pad = max((len(label) for label, _ in histogram), default=0)
     return [f"  {label:>{pad}} {'#' * math.ceil(width * count / top) if count else ''} {count}" for label, count in histogram]
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _clip(text: str, limit: int) -> str:

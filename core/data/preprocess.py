@@ -16,15 +16,19 @@ from collections import Counter
 from pathlib import Path
 
 from core.config import RunConfig
+from core.messages import Msg, msg
 
 STOPWORDS_FILE = Path(__file__).parent / "builtin" / "korean_stopwords.txt"
 # Control characters (but not tab/newline), zero-width spaces and stray byte-order marks.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\u2060\ufeff]")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
+# Drop reasons counted together in the steps (compared by catalogue key: the text is for people).
+_EMPTY_KEYS = ("data.drop.empty", "data.drop.one_sided")
+_LENGTH_KEYS = ("data.drop.too_short", "data.drop.too_long")
 
 
 def preprocess(examples: list[dict], config: RunConfig) -> tuple[list[dict], dict]:
-    """(kept examples, {"dropped": {reason: n}, "steps": [plain-language lines]})."""
+    """(kept examples, {"dropped": {reason: n}, "steps": [plain-language lines]}); reasons and steps are Msgs."""
     counts: Counter = Counter()
     dropped: Counter = Counter()
     kept, seen = [], set()
@@ -33,7 +37,7 @@ def preprocess(examples: list[dict], config: RunConfig) -> tuple[list[dict], dic
         reason = reject_reason(example, config)
         if not reason and config.drop_duplicates:
             key = json.dumps(example, ensure_ascii=False, sort_keys=True)
-            reason = "duplicates" if key in seen else ""
+            reason = msg("data.drop.duplicates") if key in seen else ""
             seen.add(key)
         if reason:
             dropped[reason] += 1
@@ -131,41 +135,43 @@ def total_chars(example: dict) -> int:
 
 
 def reject_reason(example: dict, config: RunConfig) -> str:
-    """Why this example is dropped ('' to keep it); the reason is a count key in the report."""
+    """Why this example is dropped ('' to keep it); the reason (a Msg) is a count key in the report."""
     if "text" in example:
         if not example["text"].strip():
-            return "empty rows"
+            return msg("data.drop.empty")
     else:
         roles = {m["role"] for m in example["messages"]}
         if not roles - {"system"}:
-            return "empty rows"
+            return msg("data.drop.empty")
         if "user" not in roles or "assistant" not in roles:
-            return "rows without both a question and an answer"
+            return msg("data.drop.one_sided")
     if answer_chars(example) < config.min_chars:
-        return f"answers shorter than {config.min_chars} characters"
+        return msg("data.drop.too_short", n=config.min_chars)
     if config.max_chars and total_chars(example) > config.max_chars:
-        return f"rows longer than {config.max_chars} characters"
+        return msg("data.drop.too_long", n=config.max_chars)
     return ""
 
 
-def _steps(config: RunConfig, counts: Counter, dropped: Counter) -> list[str]:
+def _count_of(dropped: Counter, keys: tuple) -> int:
+    """How many were dropped for the reasons with these catalogue keys."""
+    return sum(n for why, n in dropped.items() if getattr(why, "key", "") in keys)
+
+
+def _steps(config: RunConfig, counts: Counter, dropped: Counter) -> list[Msg]:
     steps = []
     if config.clean_text:
-        steps.append(f"Cleaned whitespace and control characters ({counts['cleaned']} texts changed).")
+        steps.append(msg("data.step.cleaned", n=counts["cleaned"]))
     if config.korean_stopwords:
-        steps.append(f"Removed {counts['stopwords']} Korean stopwords.")
+        steps.append(msg("data.step.stopwords", n=counts["stopwords"]))
     if counts["merged"] or counts["trimmed"]:
-        steps.append(f"Tidied turns: merged {counts['merged']} repeated speakers, "
-                     f"removed {counts['trimmed']} turns without a partner.")
+        steps.append(msg("data.step.tidied", merged=counts["merged"], trimmed=counts["trimmed"]))
     if counts["system prompt"]:
-        steps.append(f"Added the system prompt to {counts['system prompt']} examples.")
-    empty = sum(n for why, n in dropped.items() if why.startswith(("empty", "rows without")))
-    steps.append(f"Dropped {empty} empty or one-sided rows.")
+        steps.append(msg("data.step.system_prompt", n=counts["system prompt"]))
+    steps.append(msg("data.step.dropped_empty", n=_count_of(dropped, _EMPTY_KEYS)))
     if config.drop_duplicates:
-        steps.append(f"Dropped {dropped['duplicates']} duplicates.")
-    limits = [f"answers of at least {config.min_chars} characters"] if config.min_chars > 1 else []
-    limits += [f"rows of at most {config.max_chars} characters"] if config.max_chars else []
+        steps.append(msg("data.step.duplicates", n=_count_of(dropped, ("data.drop.duplicates",))))
+    limits = [msg("data.limit.min", n=config.min_chars)] if config.min_chars > 1 else []
+    limits += [msg("data.limit.max", n=config.max_chars)] if config.max_chars else []
     if limits:
-        n = sum(count for why, count in dropped.items() if why.startswith(("answers shorter", "rows longer")))
-        steps.append(f"Length filter ({', '.join(limits)}): dropped {n}.")
+        steps.append(msg("data.step.length_filter", limits=limits, n=_count_of(dropped, _LENGTH_KEYS)))
     return steps

@@ -17,13 +17,19 @@ from pathlib import Path
 
 from core.config import RunConfig
 from core.errors import DataError
+from core.messages import Msg, msg
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 BUILTINS = {"builtin:demo": BUILTIN_DIR / "demo_train.jsonl"}
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet",
                  ".txt": "text"}
-UNSUPPORTED = {".xlsx": "an Excel workbook", ".xls": "an Excel workbook", ".py": "a dataset loading script",
-               ".zip": "a ZIP archive", ".gz": "a compressed file", ".arrow": "an Arrow file", ".pdf": "a PDF"}
+# File types people often try, named in the message that refuses them.
+UNSUPPORTED = {".xlsx": msg("data.kind.excel"), ".xls": msg("data.kind.excel"), ".py": msg("data.kind.script"),
+               ".zip": msg("data.kind.zip"), ".gz": msg("data.kind.compressed"), ".arrow": msg("data.kind.arrow"),
+               ".pdf": msg("data.kind.pdf")}
+# What a JSON document holds instead of records, for the message that says so.
+JSON_KINDS = {str: msg("data.json_kind.text"), int: msg("data.json_kind.number"), float: msg("data.json_kind.number"),
+              bool: msg("data.json_kind.bool"), list: msg("data.json_kind.list")}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _HEAD_BYTES = 1 << 16
 
@@ -33,10 +39,10 @@ def load_rows(config: RunConfig, token: str | None = None) -> list[dict]:
     source = config.dataset.strip()
     split = config.dataset_split.strip() or "train"
     if not source:
-        raise DataError("No dataset is chosen. Pick builtin:demo, upload a file, or enter a Hub dataset id.")
+        raise DataError(msg("data.no_dataset"))
     if source.startswith("builtin:"):
         if source not in BUILTINS:
-            raise DataError(f"Unknown built-in dataset '{source}'. Available: {', '.join(BUILTINS)}.")
+            raise DataError(msg("data.unknown_builtin", source=source, available=", ".join(BUILTINS)))
         return _load_file(BUILTINS[source], "train")
     path = Path(source).expanduser()
     if path.is_file():
@@ -45,22 +51,20 @@ def load_rows(config: RunConfig, token: str | None = None) -> list[dict]:
         return _load_folder(path, config, token)
     if path.suffix.lower() in {**FILE_BUILDERS, **UNSUPPORTED} or source.startswith((".", "/", "~")) \
             or source.count("/") > 1:
-        raise DataError(f"The file or folder '{source}' does not exist. Check the path, or upload the file again.")
+        raise DataError(msg("data.path_missing", source=source))
     if not HUB_ID.match(source):
-        raise DataError(f"'{source}' is neither a file here nor a Hub dataset id. "
-                        "A Hub id looks like owner/name, e.g. beomi/KoAlpaca-v1.1a.")
+        raise DataError(msg("data.not_a_source", source=source))
     return _rows(_load_by_id(source, config, token), source, split)
 
 
 # --- files -------------------------------------------------------------------------
 def _load_file(path: Path, split: str) -> list[dict]:
-    import datasets
+    import datasets  # noqa: PLC0415 - datasets takes ~2 s to import; only needed when a file is read
 
     suffix = path.suffix.lower()
     if suffix in UNSUPPORTED or suffix not in FILE_BUILDERS:
-        kind = UNSUPPORTED.get(suffix, f"a '{suffix or 'no extension'}' file")
-        raise DataError(f"{path.name} is {kind}, which TuneLab does not read. Save the data as JSON, JSONL, CSV "
-                        "(UTF-8), TSV, Parquet or TXT; from Excel use 'Save As' > 'CSV UTF-8'.")
+        kind = UNSUPPORTED.get(suffix) or (msg("data.kind.other", suffix=suffix) if suffix else msg("data.kind.no_extension"))
+        raise DataError(msg("data.unsupported_file", name=path.name, kind=kind))
     builder = FILE_BUILDERS[suffix]
     head = _check_bytes(path, builder)
     kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
@@ -89,7 +93,7 @@ def _file_split(split: str) -> str:
 
 def _records_field(ds, path: Path, split: str):
     """For {"data": [{...}, ...]}-style JSON, reload the list of records under its key."""
-    import datasets
+    import datasets  # noqa: PLC0415 - datasets takes ~2 s to import; only needed when a file is read
 
     row = ds[0]
     keys = [k for k, v in row.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
@@ -104,18 +108,15 @@ def _check_bytes(path: Path, builder: str) -> bytes:
     with open(path, "rb") as f:
         head = f.read(_HEAD_BYTES)
     if not head.strip() or head.strip() == b"\xef\xbb\xbf":
-        raise DataError(f"{path.name} is empty. Pick a file with at least a few rows.")
+        raise DataError(msg("data.file_empty", name=path.name))
     if builder == "parquet":
         if not head.startswith(b"PAR1"):
-            raise DataError(f"{path.name} is not a Parquet file (it may be renamed). Export it again as Parquet, "
-                            "or save it as CSV/JSONL.")
+            raise DataError(msg("data.not_parquet", name=path.name))
         return head
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError(f"{path.name} is saved as UTF-16 ('Unicode text'). Save it again as UTF-8 "
-                        "(in Excel: 'CSV UTF-8'; in Notepad: encoding 'UTF-8').")
+        raise DataError(msg("data.utf16", name=path.name))
     if head.startswith(b"PK\x03\x04") or b"\x00" in head:
-        raise DataError(f"{path.name} looks like a binary file (an Excel workbook, a ZIP, an image…), not text. "
-                        "Save the data as UTF-8 JSON, JSONL, CSV or TXT.")
+        raise DataError(msg("data.binary", name=path.name))
     _check_utf8(path, head)
     return head
 
@@ -132,9 +133,9 @@ def _check_csv_head(path: Path, head: bytes, delimiter: str) -> None:
     header = next((r for r in rows if r), None)
     for number, row in enumerate(rows[1:], 2):
         if header and len(row) > len(header):
-            sep = "tab" if delimiter == "\t" else "comma"
-            raise DataError(f"{path.name}, row {number} (the header is row 1), has {len(row)} values but the header has {len(header)} "
-                            f"names. Put quotes around values that contain a {sep}, or fix that line.")
+            sep = msg("data.sep.tab") if delimiter == "\t" else msg("data.sep.comma")
+            raise DataError(msg("data.csv_extra_values", name=path.name, row=number, values=len(row), names=len(header),
+                                sep=sep))
 
 
 def _check_json_nulls(path: Path, head: bytes) -> None:
@@ -147,12 +148,12 @@ def _check_json_nulls(path: Path, head: bytes) -> None:
             return  # not valid JSON: datasets fails cleanly and _json_problem explains
         position = next((i for i, x in enumerate(items, 1) if x is None), 0) if isinstance(items, list) else 0
         if position:
-            raise DataError(f"{path.name}: item {position} of the list is null, not a {{...}} record. Remove it.")
+            raise DataError(msg("data.json_null_item", name=path.name, position=position))
         return
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             if line.strip() == b"null":
-                raise DataError(f"{path.name}, line {number}, is null, not a {{...}} record. Delete that line.")
+                raise DataError(msg("data.json_null_line", name=path.name, line=number))
 
 
 def _check_utf8(path: Path, head: bytes) -> None:
@@ -164,17 +165,16 @@ def _check_utf8(path: Path, head: bytes) -> None:
         raise DataError(_encoding_message(path.name, head)) from None
 
 
-def _encoding_message(name: str, sample: bytes) -> str:
+def _encoding_message(name: str, sample: bytes) -> Msg:
     try:
         sample.decode("cp949")
-        guess = "Korean Windows encoding (CP949/EUC-KR)"
+        guess = msg("data.enc.cp949")
     except UnicodeDecodeError:
-        guess = "an encoding other than UTF-8"
-    return (f"{name} is not UTF-8 text: it looks like {guess}. Open it and save it as UTF-8 "
-            "(Excel: 'Save As' > 'CSV UTF-8'; Notepad: encoding 'UTF-8'), then load it again.")
+        guess = msg("data.enc.other")
+    return msg("data.not_utf8", name=name, guess=guess)
 
 
-def _file_error(path: Path, builder: str, err: Exception) -> str:
+def _file_error(path: Path, builder: str, err: Exception) -> Msg:
     """Why datasets could not read a file, found by looking where it broke."""
     cause = _innermost(err)
     if isinstance(cause, UnicodeDecodeError):
@@ -185,16 +185,14 @@ def _file_error(path: Path, builder: str, err: Exception) -> str:
             return where
     text = _first_line(cause)
     if builder == "csv" and "fields" in text:
-        sep = "tabs" if path.suffix.lower() == ".tsv" else "commas"
-        return (f"{path.name}: {text}. A row has more values than the header: put quotes around values that "
-                f"contain {sep}, or fix that line.")
+        sep = msg("data.sep.tabs") if path.suffix.lower() == ".tsv" else msg("data.sep.commas")
+        return msg("data.csv_fields", name=path.name, error=text, sep=sep)
     if "corresponds to no data" in text:
-        return f"{path.name} has no rows. Add some data below the header, or pick another file."
-    return (f"{path.name} could not be read as {builder.upper()}: {text}. Check that every row is complete "
-            "and uses the same columns.")
+        return msg("data.file_no_rows", name=path.name)
+    return msg("data.file_unreadable", name=path.name, builder=builder.upper(), error=text)
 
 
-def _json_problem(path: Path) -> str:
+def _json_problem(path: Path) -> Msg | str:
     """The first line that is not a JSON record, in plain words ('' when none is found)."""
     try:
         if path.stat().st_size > 200 << 20:
@@ -210,22 +208,18 @@ def _json_problem(path: Path) -> str:
         inner = document[0] if isinstance(document, list) and document else document
         if isinstance(inner, dict):
             return ""
-        kind = {str: "text string", int: "number", float: "number", bool: "true/false value", list: "list"}.get(
-            type(inner), "null value")
-        what = f"a list of {kind}s" if isinstance(document, list) else f"a single {kind}"
-        return (f"{path.name} holds {what}, not records. Use a list of {{...}} objects, "
-                "or one {...} object per line (JSONL).")
+        kind = JSON_KINDS.get(type(inner)) or msg("data.json_kind.null")
+        what = msg("data.json_list_of", kind=kind) if isinstance(document, list) else msg("data.json_single", kind=kind)
+        return msg("data.json_not_records", name=path.name, what=what)
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except ValueError as err:
-            return (f"{path.name}, line {number}, is not valid JSON ({err.msg} at character {err.colno}). "
-                    "Fix or delete that line: in a JSONL file every line is one complete {...} record.")
+            return msg("data.json_bad_line", name=path.name, line=number, error=err.msg, column=err.colno)
         if not isinstance(record, dict):
-            return (f"{path.name}, line {number}, holds a {type(record).__name__}, not a {{...}} record. "
-                    "Every line must be one JSON object with named fields.")
+            return msg("data.json_line_not_record", name=path.name, line=number, type=type(record).__name__)
     return ""
 
 
@@ -239,16 +233,15 @@ def _load_folder(path: Path, config: RunConfig, token: str | None) -> list[dict]
 
 def _load_saved(path: Path, split: str):
     """A folder written by `save_to_disk`, with the split and slice applied."""
-    import datasets
-    from datasets.arrow_reader import ReadInstruction
+    import datasets  # noqa: PLC0415 - datasets takes ~2 s to import; only needed when a folder is read
+    from datasets.arrow_reader import ReadInstruction  # noqa: PLC0415 - part of datasets (see above)
 
     try:
         loaded = datasets.load_from_disk(str(path))
         name = re.split(r"[\[+]", split, maxsplit=1)[0].strip()
         if isinstance(loaded, datasets.DatasetDict):
             if name not in loaded:
-                raise DataError(f"'{name}' is not a split of {path.name}. It has: {', '.join(loaded)}. "
-                                "Set 'dataset_split' to one of them.")
+                raise DataError(msg("data.saved_split_unknown", split=name, name=path.name, splits=", ".join(loaded)))
             loaded = loaded[name]
         parts = ReadInstruction.from_spec(split).to_absolute({name: len(loaded)})
         return datasets.concatenate_datasets([loaded.select(range(p.from_, p.to)) for p in parts])
@@ -260,7 +253,7 @@ def _load_saved(path: Path, split: str):
 
 def _load_by_id(source: str, config: RunConfig, token: str | None):
     """`load_dataset` for a Hub id or a local data folder, with config, split (slices allowed) and token."""
-    import datasets
+    import datasets  # noqa: PLC0415 - datasets takes ~2 s to import; only needed when a dataset is loaded
 
     split = config.dataset_split.strip() or "train"
     try:
@@ -269,47 +262,56 @@ def _load_by_id(source: str, config: RunConfig, token: str | None):
         raise DataError(_dataset_error(source, split, config.dataset_config, err)) from None
 
 
-def _dataset_error(source: str, split: str, subset: str, err: Exception) -> str:
+def _dataset_error(source: str, split: str, subset: str, err: Exception) -> Msg:
     text = " ".join(str(err).split())[:500]
     kind = type(err).__name__
     low = text.lower()
     if "gated" in low or " 401" in low or " 403" in low or "unauthorized" in low:
-        return (f"The dataset '{source}' is private or gated. Accept its terms on huggingface.co and paste a "
-                "Hugging Face token that has access.")
+        return msg("data.hub_gated", source=source)
     if kind == "DatasetNotFoundError" or "doesn't exist on the hub" in low:
-        return (f"There is no dataset '{source}' on the Hugging Face Hub (or it is private). Check the id: "
-                "owner/name, as in the dataset's web address. For a private dataset, paste a token with access.")
+        return msg("data.hub_not_found", source=source)
     if "couldn't reach" in low or kind in ("ConnectionError", "OfflineModeIsEnabled"):
-        return (f"Could not reach the Hugging Face Hub to load '{source}' (no internet connection here?). "
-                "Connect this machine, or download the data and upload it as a file.")
+        return msg("data.hub_offline", source=source)
     if "unknown split" in low:
-        found = re.search(r"one of (\[.*?\])", text)
-        return (f"'{split}' is not a split of '{source}'." + (f" It has: {found.group(1)}." if found else "")
-                + " Set 'dataset_split' to one of them (e.g. train).")
+        return _split_error(source, split, text)
     if "builderconfig" in low or "config name is missing" in low:
-        found = re.search(r"(?:available|among the available configs):? (\[.*?\])", text, re.I)
-        what = f"has no configuration '{subset}'" if subset else "has several configurations: pick one"
-        return (f"'{source}' {what}." + (f" Available: {found.group(1)}." if found else "")
-                + " Set 'dataset_config' to one of them.")
+        return _config_error(source, subset, text)
     if "instruction" in low and ("unrecognized" in low or "format" in low) or "bad split" in low:
-        return (f"The split '{split}' is not understood. Write a split name with an optional slice: train, "
-                "test, train[:10%], train[:500], train[100:200].")
+        return msg("data.bad_split", split=split)
     if "scripts are no longer supported" in low:
-        return (f"'{source}' is an old script-based dataset, which the installed datasets library no longer runs. "
-                "Use a version with data files (Parquet/JSON), or download the data and upload it as a file.")
+        return msg("data.hub_script", source=source)
     if kind in ("DataFilesNotFoundError", "FileNotFoundError", "EmptyDatasetError") or "no (supported) data" in low:
-        return (f"No data files (JSON, JSONL, CSV, Parquet, TXT) were found in '{source}'. "
-                "Check the folder or dataset id and its 'dataset_config'.")
+        return msg("data.no_data_files", source=source)
     if kind == "HFValidationError":
-        return f"'{source}' is neither a file here nor a valid Hub dataset id (owner/name)."
-    return f"Could not load '{source}': {_first_line(_innermost(err))}. Check the id, configuration and split."
+        return msg("data.hub_bad_id", source=source)
+    return msg("data.load_failed", source=source, error=_first_line(_innermost(err)))
+
+
+def _split_error(source: str, split: str, text: str) -> Msg:
+    """An unknown split, with the splits the library listed (when it did)."""
+    found = re.search(r"one of (\[.*?\])", text)
+    if found:
+        return msg("data.split_unknown_listed", split=split, source=source, splits=found.group(1))
+    return msg("data.split_unknown", split=split, source=source)
+
+
+def _config_error(source: str, subset: str, text: str) -> Msg:
+    """A configuration that does not exist or is missing, with the ones the library listed (when it did)."""
+    found = re.search(r"(?:available|among the available configs):? (\[.*?\])", text, re.I)
+    if subset:
+        if found:
+            return msg("data.config_unknown_listed", source=source, subset=subset, configs=found.group(1))
+        return msg("data.config_unknown", source=source, subset=subset)
+    if found:
+        return msg("data.config_missing_listed", source=source, configs=found.group(1))
+    return msg("data.config_missing", source=source)
 
 
 # --- helpers -------------------------------------------------------------------------
 def _rows(ds, name: str, split: str) -> list[dict]:
     if len(ds) == 0:
-        raise DataError(f"{name} has no rows{f' in {split}' if split != 'train' else ''}. "
-                        "Pick a file or split that holds some data.")
+        raise DataError(msg("data.no_rows_in_split", name=name, split=split) if split != "train"
+                        else msg("data.no_rows", name=name))
     try:
         return ds.to_list()
     except UnicodeDecodeError as err:  # pyarrow keeps invalid UTF-8 in JSON strings until they are read

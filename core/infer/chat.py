@@ -10,26 +10,28 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from core import runs
 from core.config import RunConfig
+from core.data.tokenize import apply_template_choice
 from core.errors import ChatError
-from core.models import load_base
+from core.messages import msg
+from core.models import load_base, load_tokenizer
 
 
 class ChatModel:
     """The model for one run: base + adapter (LoRA runs) or the saved full model."""
 
     def __init__(self, run_dir: Path, progress=None):
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.run_dir = run_dir
         self.config = RunConfig.load_yaml(run_dir / "config.yaml")
         self.lock = threading.Lock()
         if self.config.uses_lora:
             adapter = run_dir / "adapter"
             if not (adapter / "adapter_config.json").exists():
-                raise ChatError(f"Run '{run_dir.name}' has no saved adapter yet: wait for it to finish, or stop it.")
+                raise ChatError(msg("infer.no_adapter_yet", run=run_dir.name))
             self.tokenizer = AutoTokenizer.from_pretrained(adapter)
             base = load_base(self.config, progress=progress)
             if len(self.tokenizer) > base.get_input_embeddings().num_embeddings:
@@ -39,7 +41,7 @@ class ChatModel:
         else:
             merged = run_dir / "merged"
             if not (merged / "config.json").exists():
-                raise ChatError(f"Run '{run_dir.name}' has no saved model yet.")
+                raise ChatError(msg("infer.no_model_yet", run=run_dir.name))
             self.tokenizer = AutoTokenizer.from_pretrained(merged)
             self.model = AutoModelForCausalLM.from_pretrained(merged)
             self.has_base = False
@@ -50,9 +52,6 @@ class BaseOnly:
     """The base model alone, for chatting before any run exists."""
 
     def __init__(self, config: RunConfig, progress=None):
-        from core.data.tokenize import apply_template_choice
-        from core.models import load_tokenizer
-
         self.config = config
         self.tokenizer = load_tokenizer(config, progress=progress)
         apply_template_choice(self.tokenizer, config.chat_template)

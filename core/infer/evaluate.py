@@ -5,6 +5,11 @@ number, a date). Base and tuned answer greedily, several questions per
 batched `generate` call (the adapter switched off for the base); an
 answer counts as right when it contains an expected substring
 (case-insensitive).
+
+Progress is reported as numbers: `progress(done, total, line)` after each
+answered question (and with done=0 while the models load), where `line` is a
+core.messages Msg ("[3/38] base ✗  tuned ✓  question") that a reader shows
+in its own language.
 """
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from core.infer.chat import get_chat_model
+from core.infer.chat import BaseOnly, get_chat_model
 from core.infer.generate import BASE, Sampling, answer_batch, build_messages
+from core.messages import msg
 
 DEMO_EVAL = Path(__file__).parents[1] / "data" / "builtin" / "demo_eval.jsonl"
+Progress = Callable[[int, int, str], None]  # (questions answered, questions in all, a line for people)
 
 
 def load_questions(path: Path = DEMO_EVAL) -> list[dict]:
@@ -28,15 +35,17 @@ def is_correct(answer: str, expected: list[str]) -> bool:
 
 
 def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int = 0,
-                 progress: Callable[[str], None] | None = None, max_new_tokens: int = 60,
+                 progress: Progress | None = None, max_new_tokens: int = 60,
                  batch_size: int = 8) -> dict:
     """{'total', 'base_correct', 'tuned_correct', 'base_share', 'tuned_share', 'rows'}."""
-    chat = get_chat_model(run_name, progress=progress)
     questions = questions or load_questions()
     if limit:
         questions = questions[:limit]
+    count = len(questions)
+    loading = (lambda line: progress(0, count, line)) if progress else None  # the models' loading lines
+    chat = get_chat_model(run_name, progress=loading)
     sampling = Sampling(max_new_tokens=max_new_tokens, temperature=0.0, repetition_penalty=1.0)
-    ask_base = _base_asker(chat, sampling, progress)
+    ask_base = _base_asker(chat, sampling, loading)
     rows = []
     with chat.lock:
         for first in range(0, len(questions), batch_size):
@@ -48,8 +57,7 @@ def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int 
                 rows.append({"question": q["question"], "expected": q["expected"], "base": b, "tuned": t,
                              "base_ok": is_correct(b, q["expected"]), "tuned_ok": is_correct(t, q["expected"])})
                 if progress:
-                    progress(f"[{len(rows)}/{len(questions)}] base {'✓' if rows[-1]['base_ok'] else '✗'}  "
-                             f"tuned {'✓' if rows[-1]['tuned_ok'] else '✗'}  {q['question']}")
+                    progress(len(rows), count, _line(rows[-1], len(rows), count))
     total = len(rows)
     base_ok, tuned_ok = sum(r["base_ok"] for r in rows), sum(r["tuned_ok"] for r in rows)
     report = {"total": total, "base_correct": base_ok, "tuned_correct": tuned_ok,
@@ -59,12 +67,18 @@ def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int 
     return report
 
 
+def _line(row: dict, done: int, total: int) -> str:
+    """One answered question as a line for people: its number, both outcomes, the question."""
+    mark = lambda ok: "✓" if ok else "✗"
+    return msg("infer.eval_line", done=done, total=total, base=mark(row["base_ok"]), tuned=mark(row["tuned_ok"]),
+               question=row["question"])
+
+
 def _base_asker(chat, sampling: Sampling, progress) -> Callable[[list], list[str]]:
     """How to get the base model's answers: the adapter switched off, or (full fine-tuning) the base loaded apart."""
     if chat.has_base:
         return lambda conversations: answer_batch(chat.model, chat.tokenizer, conversations,
                                                   [BASE] * len(conversations), sampling)
-    from core.infer.chat import BaseOnly
     base = BaseOnly(chat.config, progress=progress)
     return lambda conversations: answer_batch(base.model, base.tokenizer, conversations,
                                               ["default"] * len(conversations), sampling)

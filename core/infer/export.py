@@ -12,6 +12,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from huggingface_hub import HfApi
+from peft import PeftModel
+from transformers import AutoTokenizer
+
 from core import hardware
 from core.config import RunConfig
 from core.errors import ExportError
@@ -23,18 +27,15 @@ Progress = Callable[[str], None]
 
 def merge(run_dir: Path, target: Path | None = None, progress: Progress | None = None) -> Path:
     """Write run_dir/merged (or `target`): base + adapter as one plain model."""
-    from peft import PeftModel
-    from transformers import AutoTokenizer
-
     config = RunConfig.load_yaml(run_dir / "config.yaml")
     target = target or run_dir / "merged"
     if not config.uses_lora:
         if (run_dir / "merged" / "config.json").exists():
             return run_dir / "merged"  # full fine-tuning already saved a complete model
-        raise ExportError("This run has no saved model yet; wait for it to finish or stop it first.")
+        raise ExportError(msg("export.no_model"))
     adapter = run_dir / "adapter"
     if not (adapter / "adapter_config.json").exists():
-        raise ExportError("This run has no saved adapter yet; wait for it to finish or stop it first.")
+        raise ExportError(msg("export.no_adapter"))
     full = config.replace(quantization="none", method="lora",
                           precision="fp32" if hardware.device_type() == "cpu" else config.precision)
     base = load_base(full, progress=progress, quantize=False)
@@ -57,6 +58,7 @@ def merge(run_dir: Path, target: Path | None = None, progress: Progress | None =
 
 
 def model_card(config: RunConfig, run_name: str) -> str:
+    """The README.md of the merged folder: a file for the Hub, in English like every model card there."""
     return (f"---\nlibrary_name: transformers\ntags: [tunelab, {config.method}]\n---\n"
             f"# {run_name}\n\nFine-tuned with TuneLab from `{config.model}` on `{config.dataset}`.\n\n"
             f"- method: {config.method} (r={config.lora_r}, alpha={config.lora_alpha})\n"
@@ -76,14 +78,13 @@ def zip_folder(folder: Path, target_zip: Path) -> Path:
 
 def push_to_hub(folder: Path, repo_id: str, token: str | None, private: bool = True) -> str:
     """Upload a merged model or adapter folder; returns the repo URL."""
-    from huggingface_hub import HfApi
-
     if not token:
-        raise ExportError("Pushing to the Hub needs a token with write access (huggingface.co/settings/tokens).")
+        raise ExportError(msg("export.needs_token"))
     try:
         api = HfApi(token=token)
         api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(folder_path=str(folder), repo_id=repo_id)
     except Exception as err:
-        raise ExportError(f"Could not push to '{repo_id}': {str(err).splitlines()[0][:200]}") from None
+        detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise ExportError(msg("export.push_failed", repo=repo_id, error=detail)) from None
     return f"https://huggingface.co/{repo_id}"

@@ -8,6 +8,7 @@ are in memory once. A stop event ends generation within one token.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -153,10 +154,8 @@ def stream(model, tokenizer, messages: list[dict], sampling: Sampling, adapters:
 
 def answer(model, tokenizer, messages: list[dict], sampling: Sampling = GREEDY, adapter: str = "default") -> str:
     """One complete answer (no streaming), with or without the adapter."""
-    texts = [""]
-    for texts in stream(model, tokenizer, messages, sampling, [adapter]):
-        pass
-    return texts[0].strip()
+    final = deque(stream(model, tokenizer, messages, sampling, [adapter]), maxlen=1)  # only the last update
+    return final[0][0].strip() if final else ""
 
 
 def answer_batch(model, tokenizer, conversations: list[list[dict]], adapters: list[str],
@@ -182,5 +181,4 @@ def answer_batch(model, tokenizer, conversations: list[list[dict]], adapters: li
 def compare(model, tokenizer, messages: list[dict], sampling: Sampling,
             stop: threading.Event | None = None) -> Iterator[tuple[str, str]]:
     """Streams (base answer, tuned answer) from one loaded PeftModel."""
-    for base, tuned in stream(model, tokenizer, messages, sampling, [BASE, "default"], stop):
-        yield base, tuned
+    yield from map(tuple, stream(model, tokenizer, messages, sampling, [BASE, "default"], stop))

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from core import hardware
 from core.config import RunConfig
+from core.messages import Msg, msg
 
 
-def check(config: RunConfig) -> list[str]:
+def check(config: RunConfig) -> list[Msg]:
     """Every problem that would stop this config from training here; empty when it can start."""
     return config.validate() + hardware_problems(config)
 
 
-def hardware_problems(c: RunConfig) -> list[str]:
+def hardware_problems(c: RunConfig) -> list[Msg]:
     out = []
     device = hardware.device_type()
     if device == "cpu" and c.precision in ("bf16", "fp16"):
-        out.append(f"Precision '{c.precision}' on this CPU would train many times slower than fp32 (or fail). Set precision to 'auto' or 'fp32'.")
+        out.append(msg("plan.precision_on_cpu", precision=c.precision))
     if device == "cuda" and c.precision == "bf16" and not hardware.cuda_bf16():
-        out.append("This GPU has no bf16 support. Set precision to 'auto' or 'fp16'.")
+        out.append(msg("plan.no_bf16"))
     needs_bnb = c.effective_quantization != "none" or "8bit" in c.optimizer or c.optimizer.startswith("paged")
     if needs_bnb and not hardware.has_package("bitsandbytes"):
-        out.append("4-bit/8-bit loading and 8-bit/paged optimizers need the 'bitsandbytes' package: pip install bitsandbytes, or choose quantization 'none' and optimizer 'adamw_torch'.")
+        out.append(msg("plan.needs_bitsandbytes"))
     return out

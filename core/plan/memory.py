@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from core import hardware
 from core.config import RunConfig
+from core.messages import DEFAULT_LANG, Msg, join, localize, msg
 from core.plan.model_shape import Shape, read_model_config, shape_of
 from core.plan.speed import ANSWER_SHARE, seconds_per_epoch
 
@@ -49,69 +50,42 @@ CPU_FRAMEWORK_BYTES = 420e6      # python + torch + transformers + peft + tokeni
 GPU_FRAMEWORK_BYTES = 0.6e9      # CUDA context is outside torch's count; allocator rounding/fragmentation
 ACTIVATION_SLACK = 1.10          # allocator rounding and short-lived copies around the saved tensors
 
-_TEXT = {
-    "en": {
-        "fits": "Fits on {device}: ~{peak} of {avail}",
-        "tight": "Fits on {device}, but tightly: ~{peak} of {avail}",
-        "no": "Does not fit on {device}: ~{peak} of {avail}",
-        "try": " — try: ",
-        "unknown": "Memory estimate not available: {reason}",
-        "epoch": " · ~{time} per epoch",
-        "advice_batch": "batch size {b} with gradient accumulation {a} (same effective batch): ~{peak}",
-        "advice_gc": "gradient checkpointing: ~{peak}",
-        "advice_qlora": "QLoRA (4-bit base model): ~{peak}",
-        "advice_8bit": "8-bit optimizer (adamw_8bit): ~{peak}",
-        "advice_len": "max length {n}: ~{peak}",
-        "advice_lora": "LoRA instead of full fine-tuning: ~{peak}",
-        "advice_all": "together, {steps}: ~{peak}",
-        "advice_none": "no setting here makes it fit; choose a smaller model",
-    },
-    "ko": {
-        "fits": "{device}에 들어갑니다: 약 {peak} / {avail}",
-        "tight": "{device}에 들어가지만 빠듯합니다: 약 {peak} / {avail}",
-        "no": "{device}에 들어가지 않습니다: 약 {peak} / {avail}",
-        "try": " — 다음을 시도해 보세요: ",
-        "unknown": "메모리 예상치를 낼 수 없습니다: {reason}",
-        "epoch": " · 에폭당 약 {time}",
-        "advice_batch": "배치 크기 {b}, 그래디언트 누적 {a} (실질 배치는 같음): 약 {peak}",
-        "advice_gc": "그래디언트 체크포인팅: 약 {peak}",
-        "advice_qlora": "QLoRA (4비트 기본 모델): 약 {peak}",
-        "advice_8bit": "8비트 옵티마이저 (adamw_8bit): 약 {peak}",
-        "advice_len": "최대 길이 {n}: 약 {peak}",
-        "advice_lora": "전체 미세조정 대신 LoRA: 약 {peak}",
-        "advice_all": "함께 적용: {steps}: 약 {peak}",
-        "advice_none": "여기 있는 설정으로는 들어가지 않습니다. 더 작은 모델을 고르세요",
-    },
-}
 
 
 @dataclass
 class Estimate:
-    """Peak memory (bytes) of a run and whether it fits; `fits` is None when the model's size is unknown."""
+    """Peak memory (bytes) of a run and whether it fits; `fits` is None when the model's size is unknown.
+
+    Its words come from the catalogue (core/catalog/<lang>/plan.yaml): `advice`, `reason` and
+    `assumptions` are Msgs (English strings that localize), `summary()` the one line the form shows.
+    """
     peak_bytes: int | None
     available_bytes: int
     fits: bool | None
     breakdown: dict = field(default_factory=dict)
     seconds_per_epoch: float | None = None
-    advice: list = field(default_factory=list)
+    advice: list = field(default_factory=list)  # Msgs: what to change, each with its own estimate, best first
     device: str = ""
-    reason: str = ""             # why the estimate is unknown
+    reason: str = ""             # why the estimate is unknown (a Msg where the planner wrote it)
     assumptions: list = field(default_factory=list)
-    advice_keys: list = field(default_factory=list)  # (key, params) behind `advice`, for other languages
 
-    def summary_text(self, lang: str = "en") -> str:
-        t = _TEXT.get(lang, _TEXT["en"])
+    def summary(self) -> Msg:
+        """"Fits / fits tightly / does not fit — try: ..." (with the time per epoch when known), as a Msg."""
         if self.peak_bytes is None:
-            return t["unknown"].format(reason=self.reason)
+            return msg("plan.unknown", reason=self.reason)
         words = dict(device=self.device, peak=_gb(self.peak_bytes), avail=_gb(self.available_bytes))
         if not self.fits:
-            text = t["no"].format(**words)
-            tips = [_advice_text(k, p, lang) for k, p in self.advice_keys]
-            return text + (t["try"] + "; ".join(tips) if tips else "")
-        text = (t["tight"] if self.peak_bytes > 0.85 * self.available_bytes else t["fits"]).format(**words)
+            if self.advice:
+                return msg("plan.no_fit_try", **words, tips=join(self.advice, sep="; "))
+            return msg("plan.no_fit", **words)
+        line = msg("plan.tight" if self.peak_bytes > 0.85 * self.available_bytes else "plan.fits", **words)
         if self.seconds_per_epoch:
-            text += t["epoch"].format(time=_duration(self.seconds_per_epoch, lang))
-        return text
+            return msg("plan.with_epoch", summary=line, time=_duration(self.seconds_per_epoch))
+        return line
+
+    def summary_text(self, lang: str = DEFAULT_LANG) -> str:
+        """The summary in `lang` (what ui/train_actions.py shows)."""
+        return localize(self.summary(), lang)
 
 
 # -- the estimate ---------------------------------------------------------------
@@ -130,12 +104,12 @@ def estimate(config: RunConfig, n_train_tokens: int | None = None, model_config=
     if model_config is None:
         try:
             model_config = read_model_config(config.model)
-        except Exception as err:
-            return Estimate(None, available, None, device=name, reason=str(err))
+        except Exception as err:  # offline, gated, no such model: the estimate says so instead of failing
+            return Estimate(None, available, None, device=name, reason=_reason(err))
     try:
         shape = shape_of(model_config)
     except (ValueError, TypeError) as err:
-        return Estimate(None, available, None, device=name, reason=f"unknown model shape ({err})")
+        return Estimate(None, available, None, device=name, reason=msg("plan.unknown_shape", error=_reason(err)))
     breakdown, assumptions, tokens = _breakdown(config, shape, device, data_stats)
     peak = int(sum(breakdown.values()))
     if n_train_tokens is None and data_stats:
@@ -144,9 +118,14 @@ def estimate(config: RunConfig, n_train_tokens: int | None = None, model_config=
     fits = peak <= available
     result = Estimate(peak, available, fits, breakdown, seconds, device=name, assumptions=assumptions)
     if not fits:
-        result.advice_keys = _advice(config, shape, device, data_stats, available)
-        result.advice = [_advice_text(k, p, "en") for k, p in result.advice_keys]
+        result.advice = _advice(config, shape, device, data_stats, available)
     return result
+
+
+def _reason(err: BaseException) -> str:
+    """The error's message, kept as a Msg when it is one (so it localizes with the summary)."""
+    first = err.args[0] if err.args else None
+    return first if isinstance(first, Msg) else str(err)
 
 
 def _precision(config: RunConfig, device: str) -> str:
@@ -197,14 +176,14 @@ def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> 
     if stats and stats.get("length_max"):
         longest = min(longest, int(stats["length_max"]))
     else:
-        assumptions.append(f"every example {config.max_length} tokens long (max length)")
+        assumptions.append(msg("plan.assume.max_length", n=config.max_length))
     tokens = config.batch_size * longest
     if stats and stats.get("trained_share") is not None:
         share = float(stats["trained_share"])
     else:
         share = 1.0 if config.train_on == "all" else ANSWER_SHARE
         if config.train_on != "all":
-            assumptions.append(f"{ANSWER_SHARE:.0%} of tokens are answers (trained on)")
+            assumptions.append(msg("plan.assume.answer_share", share=f"{ANSWER_SHARE:.0%}"))
     # Padded batches run the head over every position, but those full logits are freed before backward,
     # where the peak is (measured: padded and packed rows of the same shape peak within 1%).
     kept = tokens * share
@@ -237,7 +216,7 @@ def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> 
         # The full-precision checkpoint is read to quantize it and its pages stay mapped (file cache the OS
         # can reclaim under pressure, but counted in the process's resident memory).
         breakdown["checkpoint_cache"] = linear * _checkpoint_bytes(s)
-        assumptions.append("the quantized layers' checkpoint pages stay in the file cache after loading")
+        assumptions.append(msg("plan.assume.checkpoint_cache"))
     return {k: int(v) for k, v in breakdown.items()}, assumptions, tokens
 
 
@@ -277,71 +256,68 @@ def _layer_activation_bytes(config: RunConfig, s: Shape, a: int, device: str, lo
     return floats * a + extra
 
 
-def _advice(config: RunConfig, s: Shape, device: str, stats: dict | None, available: int) -> list:
-    """(key, params) for changes that lower the peak, each with its own estimate, best first; when no
-    single change is enough, the smallest combination that fits (or a plain 'choose a smaller model')."""
+def _advice(config: RunConfig, s: Shape, device: str, stats: dict | None, available: int) -> list[Msg]:
+    """Changes that lower the peak, each with its own estimate, best first; when no single change is
+    enough, the smallest combination that fits (or a plain 'choose a smaller model')."""
     def peak(c: RunConfig) -> int:
         return int(sum(_breakdown(c, s, device, stats)[0].values()))
 
     bnb = hardware.has_package("bitsandbytes")
-    changes = []  # (key, params, settings), strongest-first for the combination
+    changes = []  # (what to change, its settings), strongest-first for the combination
     if not config.gradient_checkpointing:
-        changes.append(("advice_gc", {}, dict(gradient_checkpointing=True)))
+        changes.append((msg("plan.change.checkpointing"), dict(gradient_checkpointing=True)))
     if config.method == "full":
-        changes.append(("advice_lora", {}, dict(method="lora")))
+        changes.append((msg("plan.change.lora"), dict(method="lora")))
     if config.effective_quantization != "4bit" and bnb:
-        changes.append(("advice_qlora", {}, dict(method="qlora", quantization="4bit")))
+        changes.append((msg("plan.change.qlora"), dict(method="qlora", quantization="4bit")))
     if config.optimizer in ("adamw_torch", "paged_adamw_32bit") and bnb and config.method == "full":
-        changes.append(("advice_8bit", {}, dict(optimizer="adamw_8bit")))
+        changes.append((msg("plan.change.optimizer_8bit"), dict(optimizer="adamw_8bit")))
 
-    def smaller_batch(c: RunConfig) -> tuple[dict, dict]:
+    def smaller_batch(c: RunConfig) -> tuple[Msg, dict]:
         b = max(1, c.batch_size // 2)
         while b > 1 and peak(c.replace(batch_size=b)) > available:
             b //= 2
         accum = c.grad_accum * max(1, c.batch_size // b)
-        return dict(b=b, a=accum), dict(batch_size=b, grad_accum=accum)
+        return msg("plan.change.batch", batch=b, accum=accum), dict(batch_size=b, grad_accum=accum)
+
+    def shorter(c: RunConfig) -> tuple[Msg, dict]:
+        n = max(256, c.max_length // 2)
+        return msg("plan.change.max_length", n=n), dict(max_length=n)
 
     singles = list(changes)
     if config.batch_size > 1:
-        params, settings = smaller_batch(config)
-        singles.append(("advice_batch", params, settings))
+        singles.append(smaller_batch(config))
     if config.max_length > 256:
-        n = max(256, config.max_length // 2)
-        singles.append(("advice_len", dict(n=n), dict(max_length=n)))
+        singles.append(shorter(config))
     current = peak(config)
-    scored = sorted(((peak(config.replace(**ch)), key, params) for key, params, ch in singles), key=lambda x: x[0])
-    out = [(key, {**params, "peak": p}) for p, key, params in scored if p < current * 0.98]
-    if any(p <= available for p, _, _ in scored):
+    scored = sorted(((peak(config.replace(**ch)), what) for what, ch in singles), key=lambda x: x[0])
+    out = [msg("plan.advice", change=what, peak=_gb(p)) for p, what in scored if p < current * 0.98]
+    if any(p <= available for p, _ in scored):
         return out
-    combined, names = config, []
-    has_qlora = any(key == "advice_qlora" for key, _, _ in changes)
-    for key, params, ch in changes:
-        if (key == "advice_lora" and has_qlora) or (key == "advice_8bit" and combined.method != "full"):
+    combined, steps = config, []
+    has_qlora = any(what.key == "plan.change.qlora" for what, _ in changes)
+    for what, ch in changes:
+        redundant = ((what.key == "plan.change.lora" and has_qlora)
+                     or (what.key == "plan.change.optimizer_8bit" and combined.method != "full"))
+        if redundant:
             continue  # QLoRA is LoRA too; an adapter's optimizer state is already small
         combined = combined.replace(**ch)
-        names.append((key, params))
+        steps.append(what)
         if peak(combined) <= available:
             break
-    while peak(combined) > available and combined.batch_size > 1:
-        params, settings = smaller_batch(combined)
-        combined = combined.replace(**settings)
-        names = [n for n in names if n[0] != "advice_batch"] + [("advice_batch", params)]
-    while peak(combined) > available and combined.max_length > 256:
-        n = max(256, combined.max_length // 2)
-        combined = combined.replace(max_length=n)
-        names = [x for x in names if x[0] != "advice_len"] + [("advice_len", dict(n=n))]
+    for key, change in (("plan.change.batch", smaller_batch), ("plan.change.max_length", shorter)):
+        while peak(combined) > available and _can_shrink(combined, key):
+            what, settings = change(combined)
+            combined = combined.replace(**settings)
+            steps = [x for x in steps if x.key != key] + [what]
     p = peak(combined)
-    out.append(("advice_all", {"steps": names, "peak": p}) if p <= available else ("advice_none", {}))
+    out.append(msg("plan.advice_all", steps=join(steps, sep=" + "), peak=_gb(p)) if p <= available else msg("plan.advice_none"))
     return out
 
 
-def _advice_text(key: str, params: dict, lang: str) -> str:
-    t = _TEXT.get(lang, _TEXT["en"])
-    if key == "advice_all":
-        steps = " + ".join(_advice_text(k, {**p, "peak": 0}, lang).split(":")[0] for k, p in params["steps"])
-        return t[key].format(steps=steps, peak=_gb(params["peak"]))
-    params = {k: (_gb(v) if k == "peak" else v) for k, v in params.items()}
-    return t[key].format(**params)
+def _can_shrink(c: RunConfig, key: str) -> bool:
+    """Whether the batch (or the max length) can still be halved: down to 1 example (256 tokens)."""
+    return c.batch_size > 1 if key == "plan.change.batch" else c.max_length > 256
 
 
 def _gb(n: float) -> str:
@@ -353,15 +329,9 @@ def _gb(n: float) -> str:
     return f"{n / 2**20:.0f} MB"
 
 
-def _duration(seconds: float, lang: str) -> str:
-    if lang == "ko":
-        if seconds < 90:
-            return f"{seconds:.0f}초"
-        if seconds < 5400:
-            return f"{seconds / 60:.0f}분"
-        return f"{seconds / 3600:.1f}시간"
+def _duration(seconds: float) -> Msg:
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return msg("plan.seconds", n=f"{seconds:.0f}")
     if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return msg("plan.minutes", n=f"{seconds / 60:.0f}")
+    return msg("plan.hours", n=f"{seconds / 3600:.1f}")

@@ -7,8 +7,16 @@ the estimate works before the first conversion.
 """
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass
+
+from transformers import AutoConfig
+
+from core.config import DEFAULT_MODEL
+from core.messages import msg
+from core.models import EMBEDDED, cache_root, resolve
 
 # SmolLM2-135M-Instruct's shape: the embedded default, so the estimate works before its first conversion.
 EMBEDDED_CONFIG = dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -71,7 +79,7 @@ def shape_of(model_config) -> Shape:
     layers = get("num_hidden_layers") or get("n_layer") or get("num_layers")
     heads = get("num_attention_heads") or get("n_head")
     if not (hidden and layers and heads):
-        raise ValueError("the model config has no hidden size / layer count / head count")
+        raise ValueError(msg("plan.shape_incomplete"))
     head_dim = get("head_dim") or hidden // heads
     return Shape(hidden=hidden, intermediate=get("intermediate_size") or get("n_inner") or 4 * hidden,
                  layers=layers, heads=heads, kv_heads=get("num_key_value_heads") or heads, head_dim=head_dim,
@@ -81,27 +89,22 @@ def shape_of(model_config) -> Shape:
 
 def read_model_config(ref: str):
     """The model's transformers config without loading weights; raises with a plain reason."""
-    from core.config import DEFAULT_MODEL
-    from core.models import EMBEDDED, cache_root, resolve
     ref = (ref or "").strip() or DEFAULT_MODEL
     if ref in EMBEDDED:
         folder = cache_root() / "models" / ref.split(":", 1)[1]
         if not (folder / "config.json").exists():
             return dict(EMBEDDED_CONFIG)
-    from transformers import AutoConfig
     path = resolve(ref)
     try:
         return AutoConfig.from_pretrained(path, local_files_only=True)
     except Exception:
         pass
     if not _hub_reachable():
-        raise LookupError(f"'{ref}' is not in the local cache and the Hugging Face Hub cannot be reached, "
-                          "so its size is unknown")
+        raise LookupError(msg("plan.model_offline", model=ref))
     try:
         return AutoConfig.from_pretrained(path)
     except Exception as err:
-        raise LookupError(f"could not read the configuration of '{ref}' (offline, or no such model): "
-                          f"{str(err).splitlines()[0][:160]}") from None
+        raise LookupError(msg("plan.model_unreadable", model=ref, detail=str(err).splitlines()[0][:160])) from None
 
 
 _HUB_CHECK: dict = {}
@@ -109,8 +112,6 @@ _HUB_CHECK: dict = {}
 
 def _hub_reachable(timeout: float = 2.0) -> bool:
     """A quick TCP check (cached a minute), so an offline machine answers at once instead of after retries."""
-    import os
-    import socket
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
     now = time.time()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from core import hardware
 from core.config import RunConfig
 from core.plan.model_shape import Shape
@@ -40,7 +42,6 @@ def device_flops(device: str = "cpu") -> float:
     threads faster, see core/hardware.py) and the best is kept; the calling
     thread's own setting is restored.
     """
-    import torch
     cached = _FLOPS.get(device)
     if cached and time.time() - cached[0] < 300:
         return cached[1]

@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 
 import torch
+from peft import load_peft_weights, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
 
 from core.config import RunConfig
 
@@ -49,17 +51,14 @@ def save_trainable(model, folder: Path, config: RunConfig) -> None:
     if config.uses_lora:
         model.save_pretrained(folder / "adapter")
     else:
-        from safetensors.torch import save_file
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(_untie(state), str(folder / "weights.safetensors"))
 
 
 def load_trainable(model, folder: Path, config: RunConfig) -> None:
     if config.uses_lora:
-        from peft import load_peft_weights, set_peft_model_state_dict
         set_peft_model_state_dict(model, load_peft_weights(str(folder / "adapter")))
     else:
-        from safetensors.torch import load_file
         model.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=False)
 
 

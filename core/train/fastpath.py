@@ -11,6 +11,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+from peft.tuners.lora import LoraLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.modeling_utils import AttentionInterface
 
 from core import hardware
 
@@ -28,8 +32,6 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
     packed examples). Anything else (generation, padded batches) goes to the
     stock SDPA function unchanged.
     """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     cu = kwargs.get("cu_seq_lens_q")
     sizes = None
     if cu is not None and query.shape[0] == 1 and query.shape[2] == key.shape[2] > 1:
@@ -51,9 +53,6 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
 
 
 def _register_packed_attention() -> None:
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-    from transformers.modeling_utils import AttentionInterface
-
     if PACKED_ATTENTION not in AttentionInterface._global_mapping:
         AttentionInterface.register(PACKED_ATTENTION, packed_sdpa)
         AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
@@ -184,10 +183,6 @@ class fast_lora:
 
     def __init__(self, model):
         self.modules = []
-        try:
-            from peft.tuners.lora import LoraLayer
-        except ImportError:
-            return
         for module in model.modules():
             if isinstance(module, LoraLayer) and isinstance(module, torch.nn.Module) and hasattr(module, "base_layer") \
                     and all(isinstance(a, torch.nn.Linear) for a in module.lora_A.values()) \
@@ -211,7 +206,7 @@ def apply_gpu_kernels(model) -> list[str]:
     if not hardware.liger_available():
         return applied
     try:
-        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance  # noqa: PLC0415 - optional, CUDA-only package
 
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # The loss stays ours (head only on trained positions), so no fused linear-cross-entropy.

@@ -9,8 +9,7 @@ accumulation (same effective batch), then with gradient checkpointing.
 """
 from __future__ import annotations
 
-import os
-import shutil
+import functools
 import threading
 import traceback
 from pathlib import Path
@@ -23,10 +22,13 @@ from core.data.pipeline import prepare
 from core.data.tokenize import apply_template_choice
 from core.errors import USER_ERRORS, ConfigError, is_out_of_memory
 from core.events import EventLog
-from core.messages import event_fields, msg
-from core.models import count_parameters, load_base, load_tokenizer, prepare_for_training
+from core.infer.generate import Sampling, answer_batch, build_messages
+from core.messages import event_fields, join, msg
+from core.models import count_parameters, load_base, load_tokenizer, prepare_for_training, save_folder
 from core.plan.checks import check
 from core.train.trainer import Trainer
+
+PROBE_SAMPLING = Sampling(max_new_tokens=48, temperature=0, repetition_penalty=1.0)
 
 
 class TrainingJob:
@@ -42,7 +44,7 @@ class TrainingJob:
         else:
             problems = check(config)
             if problems:
-                raise ConfigError(" ".join(problems))
+                raise ConfigError(join(problems))  # each problem stays a Msg, shown in the page's language
             self.name = runs.new_run_name(config.run_name, self.root)
             self.config = config.replace(run_name=self.name)
             self.dir = runs.run_dir(self.name, self.root)
@@ -133,8 +135,9 @@ class TrainingJob:
         apply_template_choice(tokenizer, config.chat_template)
         data = prepare(config, tokenizer, self.token, self._progress)
         model = prepare_for_training(load_base(config, self.token, self._progress), tokenizer, config)
+        # a partial, not a lambda: no closure keeps `model` alive past the `del` below
         trainer = Trainer(model, tokenizer, data.train, data.validation, config, self.log, self.dir,
-                          self._stop, probe=lambda step: self._probe(model, tokenizer, config, step))
+                          self._stop, probe=functools.partial(self._probe, model, tokenizer, config))
         checkpoint = self._latest_checkpoint()
         trainable, total = count_parameters(model)
         if checkpoint:
@@ -164,13 +167,7 @@ class TrainingJob:
 
     def _save_final(self, model, tokenizer, config: RunConfig) -> None:
         """adapter/ for LoRA runs, merged/ (a full model) for full fine-tuning; written then renamed."""
-        target = self.dir / ("adapter" if config.uses_lora else "merged")
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        save_folder(model, tokenizer, self.dir / ("adapter" if config.uses_lora else "merged"))
 
     def _latest_checkpoint(self) -> Path | None:
         found = sorted(p for p in (self.dir / "checkpoints").glob("step-*") if (p / "state.json").exists())
@@ -178,11 +175,9 @@ class TrainingJob:
 
     def _probe(self, model, tokenizer, config: RunConfig, step: int) -> None:
         """Ask the probe prompts and log the answers, so the UI can show learning as it happens."""
-        from core.infer.generate import Sampling, answer_batch, build_messages
         prompts = config.probe_prompts[:4]
         conversations = [build_messages([], prompt, config.system_prompt) for prompt in prompts]
-        answers = answer_batch(model, tokenizer, conversations, ["default"] * len(prompts),
-                               Sampling(max_new_tokens=48, temperature=0, repetition_penalty=1.0))
+        answers = answer_batch(model, tokenizer, conversations, ["default"] * len(prompts), PROBE_SAMPLING)
         for prompt, text in zip(prompts, answers):
             self.log.append("sample", step=step, prompt=prompt, answer=text)
 

@@ -1,8 +1,9 @@
 """One training job per app (per device), shared by every browser session.
 
 The web app holds a single JobManager. A second Start while a job runs is
-refused with a sentence naming the run that is training, instead of starting
-a second job that would fight for the same memory.
+refused (Busy, with a catalogue message naming the run that is training and
+who started it), instead of starting a second job that would fight for the
+same memory. Start and Resume both free the chat model first.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from core import runs
 from core.config import RunConfig
 from core.errors import Busy
 from core.infer.chat import release as release_chat_model
+from core.messages import msg
 from core.train.job import TrainingJob
 
 
@@ -42,9 +44,9 @@ class JobManager:
         with self._lock:
             running = self.current
             if running:
-                owner = f" (started by {running.owner})" if getattr(running, "owner", "") else ""
-                raise Busy(f"Run '{running.name}' is training now{owner}. Only one run trains at a time: "
-                           "wait for it to finish or stop it first.")
+                owner = getattr(running, "owner", "")
+                raise Busy(msg("train.busy_by", run=running.name, who=owner) if owner
+                           else msg("train.busy", run=running.name))
             release_chat_model()  # free the chat model's memory for training
             job = make()
             job.owner = who or ""

@@ -138,7 +138,7 @@ def make_optimizer(model, config: RunConfig):
         # One fused kernel over all tensors (CPU and CUDA) instead of a Python loop or foreach chains.
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
         return torch.optim.AdamW(groups, lr=lr, weight_decay=wd, **({"fused": True} if fused else {"foreach": True}))
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # noqa: PLC0415 - optional package: only the 8-bit/paged optimizers need it
 
     kind = {"adamw_8bit": bnb.optim.AdamW8bit, "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
             "paged_adamw_32bit": bnb.optim.PagedAdamW32bit}[name]
@@ -205,7 +205,7 @@ class Trainer:
             self._tuned_at = time.time()
 
     def _optimizer_step(self, group: list[list[dict]], window: _Window) -> float | None:
-        n_total = sum(sum(1 for l in e["labels"][1:] if l != IGNORE) for b in group for e in b)
+        n_total = sum(sum(1 for label in e["labels"][1:] if label != IGNORE) for b in group for e in b)
         total_loss = 0.0
         for batch in group:
             if self.stop_event.is_set():

@@ -1,11 +1,15 @@
-"""RunConfig: round trips, overrides, plain-language validation, presets."""
+"""RunConfig: round trips, overrides, plain-language validation (in every language), presets."""
+import re
 from pathlib import Path
 
 import pytest
 
 from core.config import RunConfig
 from core.errors import ConfigError
+from core.messages import Msg, join, localize
 from core.plan.checks import check
+
+HANGUL = re.compile("[가-힣]")
 
 PRESETS = sorted((Path(__file__).resolve().parents[2] / "presets").glob("*.yaml"))
 
@@ -48,11 +52,43 @@ def test_validation_messages_are_plain(changes, words):
     assert any(words in p for p in problems), problems
 
 
+def test_validation_problems_speak_korean():
+    problems = RunConfig(lora_r=0, method="magic", run_name="../etc", epochs=0, max_steps=0).validate()
+    assert len(problems) == 4 and all(isinstance(p, Msg) and p.key.startswith("config.") for p in problems)
+    assert HANGUL.search(localize(RunConfig(lora_r=0).validate()[0], "ko"))
+    for problem in problems:
+        korean = localize(problem, "ko")
+        assert HANGUL.search(korean) and korean != problem, problem
+        assert localize(problem, "en") == problem  # English stays the text the CLI prints
+    both = join(problems)
+    assert both == " ".join(problems) and "LoRA rank" not in localize(both, "ko")
+
+
+@pytest.mark.parametrize("pair", ["max_steps=abc", "packing=maybe", "oops", "epochz=1"])
+def test_bad_overrides_explain_in_korean(pair):
+    with pytest.raises(ConfigError) as caught:
+        RunConfig().with_overrides([pair])
+    message = caught.value.message
+    assert isinstance(message, Msg) and HANGUL.search(localize(message, "ko"))
+    assert not re.search(r"\b(must|should|Unknown|mean)\b", localize(message, "ko"))
+
+
+def test_bad_config_files_explain(tmp_path):
+    (tmp_path / "broken.yaml").write_text("lora_r: [8\n")
+    (tmp_path / "list.yaml").write_text("- lora_r\n")
+    for name, words in (("missing.yaml", "not found"), ("broken.yaml", "not valid YAML"), ("list.yaml", "'key: value'")):
+        with pytest.raises(ConfigError, match=words) as caught:
+            RunConfig.load_yaml(tmp_path / name)
+        assert HANGUL.search(localize(caught.value.message, "ko")), name
+
+
 def test_bf16_refused_on_cpu():
     import torch
     if torch.cuda.is_available():
         pytest.skip("CPU-only check")
-    assert any("fp32" in p for p in check(RunConfig(precision="bf16")))
+    problems = check(RunConfig(precision="bf16"))
+    assert any("fp32" in p for p in problems)
+    assert all(HANGUL.search(localize(p, "ko")) for p in problems)
 
 
 def test_every_field_has_help_and_section():

@@ -55,3 +55,55 @@ def test_run_names_are_safe(tmp_path):
             continue
         raise AssertionError(f"{bad!r} was accepted")
     json.dumps(str(run_dir("ok-name", tmp_path)))
+
+
+def _events(run, *events):
+    log = EventLog(run / "events.jsonl")
+    for kind, fields in events:
+        log.append(kind, **fields)
+    return run
+
+
+def test_preparing_is_a_live_run_before_its_first_step(tmp_path):
+    run = _events(tmp_path / "r1", ("progress", {"message": "Preparing…", "key": "job.preparing"}),
+                  ("progress", {"message": "Loading model…"}))
+    assert summarize(run, active=True).preparing and summarize(run, active=True).status == "running"
+    assert not summarize(run).preparing  # no live job: the app died while loading
+    _events(run, ("started", {"total_steps": 4}))
+    assert summarize(run, active=True).preparing  # started, but no step logged yet
+    _events(run, ("log", {"step": 1, "loss": 2.0}))
+    assert not summarize(run, active=True).preparing and summarize(run, active=True).status == "running"
+    _events(run, ("finished", {"step": 1}))
+    assert not summarize(run, active=True).preparing and summarize(run, active=True).status == "finished"
+
+
+def test_resume_of_a_stopped_run_is_preparing_until_its_next_step(tmp_path):
+    run = _events(tmp_path / "r1", ("started", {"total_steps": 4}), ("log", {"step": 1, "loss": 2.0}),
+                  ("stopped", {"step": 1}))
+    assert summarize(run).status == "stopped"
+    _events(run, ("progress", {"message": "Preparing…", "key": "job.preparing"}))  # Resume is loading it
+    live = summarize(run, active=True)
+    assert live.status == "running" and live.preparing and not live.resumable and live.message == ""
+    died = summarize(run)  # the app stopped while the resume was loading
+    assert died.status == "interrupted" and died.resumable and not died.preparing
+    _events(run, ("resumed", {"step": 1, "total_steps": 4}))
+    assert summarize(run, active=True).preparing
+    _events(run, ("log", {"step": 2, "loss": 1.5}))
+    assert not summarize(run, active=True).preparing and summarize(run, active=True).step == 2
+
+
+def test_resume_of_an_interrupted_run_is_preparing_while_it_loads(tmp_path):
+    run = _events(tmp_path / "r1", ("started", {"total_steps": 4}), ("log", {"step": 1, "loss": 2.0}))
+    _events(run, ("progress", {"message": "Preparing…", "key": "job.preparing"}))
+    assert summarize(run, active=True).preparing and summarize(run, active=True).logs  # the old curve stays
+
+
+def test_resumable_is_interrupted_or_stopped(tmp_path):
+    cases = {"interrupted": [("started", {"total_steps": 4}), ("log", {"step": 1, "loss": 2.0})],
+             "stopped": [("started", {"total_steps": 4}), ("stopped", {"step": 1})],
+             "finished": [("started", {"total_steps": 4}), ("finished", {"step": 4})],
+             "failed": [("started", {"total_steps": 4}), ("failed", {"message": "boom"})]}
+    for status, events in cases.items():
+        summary = summarize(_events(tmp_path / status, *events))
+        assert summary.status == status and summary.resumable == (status in ("interrupted", "stopped")), status
+    assert not summarize(tmp_path / "interrupted", active=True).resumable  # live: it is running, not resumable

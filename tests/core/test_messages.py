@@ -126,16 +126,16 @@ def test_status_line_in_korean_from_keyed_events(tmp_path):
     assert stored["key"] == "model.loading" and stored["params"] == {"model": "embedded:smollm2-135m-instruct"}
     summary = summarize(path, active=True)
     assert summary.progress == loading and summary.progress.key == "model.loading"
-    korean = live.status_html(summary, active=True, lang="ko")
+    korean = live.status_html(summary, lang="ko")
     assert "모델 embedded:smollm2-135m-instruct을(를) 불러오는 중…" in korean and "Loading model" not in korean
-    assert "Loading model embedded:smollm2-135m-instruct…" in live.status_html(summary, active=True, lang="en")
+    assert "Loading model embedded:smollm2-135m-instruct…" in live.status_html(summary, lang="en")
 
     retry = msg("job.oom_retry_batch", batch_from=4, batch_to=2, accum_from=1, accum_to=2)
     _run(tmp_path, "keyed", ("started", {"total_steps": 69}), ("notice", {**event_fields(retry), "batch_size": 2}),
          ("finished", {"step": 69, **event_fields(msg("job.finished", steps=69))}))
     summary = summarize(path)
     assert summary.message == "Finished 69 steps." and summary.notices == [retry]
-    korean = live.status_html(summary, active=False, lang="ko")
+    korean = live.status_html(summary, lang="ko")
     assert "69단계 학습을 마쳤습니다." in korean and "Finished 69 steps." not in korean
     assert "마이크로배치 4 → 2" in korean and "retrying" not in korean
 
@@ -144,10 +144,10 @@ def test_old_events_without_keys_still_show_their_english(tmp_path):
     path = _run(tmp_path, "old", ("progress", {"message": "Loading model embedded:smollm2-135m-instruct…"}))
     summary = summarize(path, active=True)
     assert type(summary.progress) is str
-    assert "Loading model embedded:smollm2-135m-instruct…" in live.status_html(summary, active=True, lang="ko")
+    assert "Loading model embedded:smollm2-135m-instruct…" in live.status_html(summary, lang="ko")
     _run(tmp_path, "old", ("started", {"total_steps": 4}), ("notice", {"message": "Out of memory; retrying."}),
          ("finished", {"step": 4, "message": "Finished 4 steps."}))
-    korean = live.status_html(summarize(path), active=False, lang="ko")
+    korean = live.status_html(summarize(path), lang="ko")
     assert "Finished 4 steps." in korean and "Out of memory; retrying." in korean and "완료" in korean
 
 
@@ -155,7 +155,7 @@ def test_interrupted_run_is_explained_in_korean(tmp_path):
     path = _run(tmp_path, "cut", ("started", {"total_steps": 4}), ("log", {"step": 1, "loss": 2.0}))
     summary = summarize(path)
     assert summary.status == "interrupted" and summary.message.startswith("The app stopped while this run")
-    assert "학습 도중 앱이 종료되었습니다" in live.status_html(summary, active=False, lang="ko")
+    assert "학습 도중 앱이 종료되었습니다" in live.status_html(summary, lang="ko")
 
 
 def test_message_of_tolerates_odd_events():
@@ -177,3 +177,18 @@ def test_errors_carry_their_message_for_every_language():
     err = ConfigError(msg("job.finished", steps=3))
     text, code = explain(err)
     assert code == 2 and isinstance(text, Msg) and localize(text, "ko") == KO["job.finished"].format(steps=3)
+
+
+def test_busy_is_told_in_the_page_language():
+    from core.errors import Busy
+    text, code = explain(Busy(msg("train.busy_by", run="demo", who="alice")))
+    assert code == 2 and text.startswith("Run 'demo' is training now (started by alice).")
+    korean = localize(text, "ko")
+    assert "'demo'" in korean and "alice" in korean and re.search("[가-힣]", korean) and "training now" not in korean
+    assert localize(msg("train.busy", run="demo"), "ko").startswith("지금 'demo' 실행이 학습 중입니다")
+
+
+def test_eval_progress_line_is_translatable():
+    line = msg("infer.eval_line", done=3, total=38, base="✗", tuned="✓", question="Who founded it?")
+    assert line == "[3/38] base ✗  tuned ✓  Who founded it?"
+    assert localize(line, "ko") == "[3/38] 기본 ✗  튜닝 ✓  Who founded it?"

@@ -1,9 +1,12 @@
-"""Target-module detection, quantized loading on CPU, embedding resize."""
+"""Target-module detection, quantized loading on CPU, embedding resize, plain errors in every language."""
+import re
+
 import pytest
 import torch
 
 from core.config import RunConfig
 from core.errors import ModelError
+from core.messages import Msg, localize
 from core.models import find_target_modules, load_base, prepare_for_training, resolve
 
 
@@ -47,6 +50,22 @@ def test_missing_folder_and_bad_reference():
         resolve("./no/such/model")
     with pytest.raises(ModelError, match="Unknown embedded"):
         resolve("embedded:nope")
+
+
+@pytest.mark.parametrize("ref", ["./no/such/model", "embedded:nope", "."])
+def test_model_errors_speak_korean(ref):
+    with pytest.raises(ModelError) as caught:
+        resolve(ref)
+    message = caught.value.message
+    assert isinstance(message, Msg) and message.key.startswith("model.")
+    assert re.search("[가-힣]", localize(message, "ko"))
+
+
+def test_lora_that_cannot_attach_names_the_layers(tiny_model_dir, tokenizer):
+    model = load_base(RunConfig(model=str(tiny_model_dir)))
+    with pytest.raises(ModelError, match="target_modules.*q_proj") as caught:
+        prepare_for_training(model, tokenizer, RunConfig(target_modules="no_such_layer"))
+    assert "q_proj" in localize(caught.value.message, "ko") and "확인하세요" in localize(caught.value.message, "ko")
 
 
 def test_cpu_never_gets_bf16(tiny_model_dir):

@@ -116,7 +116,7 @@ def test_snapshot_to_plot_data(tmp_path):
 
 def test_status_metrics_and_samples(tmp_path):
     summary = summarize(_write_run(tmp_path))
-    status = live.status_html(summary, active=False)
+    status = live.status_html(summary)
     assert "Finished" in status and "Step 4 / 4" in status and "Finished 4 steps." in status
     metrics = live.metrics_html(summary)
     assert "0.800" in metrics and "2.0 GB" in metrics and "0:08" in metrics and "900" in metrics
@@ -127,13 +127,14 @@ def test_status_metrics_and_samples(tmp_path):
 
 def test_live_states_are_told_apart(tmp_path):
     path = _write_run(tmp_path, "half", finished=False)
-    assert live.display_status(summarize(path, active=True), active=True) == "running"
-    assert live.display_status(summarize(path), active=False) == "interrupted"  # the app died mid-run
+    assert live.display_status(summarize(path, active=True)) == "running"
+    assert live.display_status(summarize(path)) == "interrupted"  # the app died mid-run
     loading = tmp_path / "loading"
     EventLog(loading / "events.jsonl").append("progress", message="Loading model…")
-    assert live.display_status(summarize(loading, active=True), active=True) == "preparing"
-    assert "Loading model…" in live.status_html(summarize(loading, active=True), active=True)
-    assert live.display_status(summarize(loading), active=False) == "interrupted"
+    assert live.display_status(summarize(loading, active=True)) == "preparing"
+    assert "Loading model…" in live.status_html(summarize(loading, active=True))
+    assert live.display_status(summarize(loading)) == "interrupted"
+    assert live.display_status(None) == "unknown"
     assert live.duration(3725) == "1:02:05" and live.duration(65) == "1:05" and live.duration(None) == "–"
 
 
@@ -148,7 +149,7 @@ def test_timer_redraws_only_when_the_run_changes(tmp_path):
     assert all(part == {"__type__": "update"} for part in again[:5])  # nothing changed: skipped
     EventLog(run / "events.jsonl").append("finished", step=4, message="Finished 4 steps.")
     assert "Finished" in act.tick(manager, "demo-run", first[5], first[6], "en")[0]
-    table = live.runs_frame(manager.list_runs(), set())
+    table = live.runs_frame(manager.list_runs())
     assert table.iloc[0].tolist()[:4] == ["demo-run", "Finished", "4/4", "0.800"]
 
 
@@ -220,26 +221,48 @@ def test_bad_file_is_a_readable_message_not_a_traceback(tmp_path, embedded_dir):
 
 # --- one job per app, and chat while training ---------------------------------------------------
 
-class _BusyManager:
-    """Looks like a JobManager with run 'other' training."""
-    root = None
-    current = type("Job", (), {"name": "other"})()
+class _BusyManager(JobManager):
+    """A real JobManager (its own Busy refusal) with run 'other', started by alice, training."""
 
-    def start(self, config, token=None, who=""):
-        from core.errors import Busy
-        raise Busy("Run 'other' is training now. Only one run trains at a time: wait for it to finish or stop it first.")
-
-    def active_names(self):
-        return {"other"}
+    def __init__(self, root=None):
+        super().__init__(root)
+        self._job = type("Job", (), {"name": "other", "owner": "alice", "running": True})()
 
 
 def test_second_start_shows_the_busy_sentence():
     from ui import train_actions as act
 
     action, picker = act.start(_BusyManager(), form.values_from_config(RunConfig()), "", "ann", "en")
-    assert "Only one run trains at a time" in action and picker == {"__type__": "update"}
+    assert "Run 'other' is training now (started by alice)" in action and "Only one run trains at a time" in action
+    assert picker == {"__type__": "update"}
     action, _ = act.start(_BusyManager(), {**form.values_from_config(RunConfig()), "batch_size": 0}, "", "", "en")
     assert "Batch size must be at least 1" in action
+
+
+def test_busy_refusal_is_shown_in_korean_on_a_korean_page(tmp_path):
+    from core.errors import Busy
+    from ui import train_actions as act
+
+    with pytest.raises(Busy) as err:
+        _BusyManager(tmp_path).start(RunConfig())
+    assert err.value.message.key == "train.busy_by"
+    action, _ = act.start(_BusyManager(tmp_path), form.values_from_config(RunConfig()), "", "ann", "ko")
+    assert "'other'" in action and "alice" in action and re.search("[가-힣]", action)
+    assert "Only one run trains" not in action
+    (tmp_path / "done").mkdir()
+    EventLog(tmp_path / "done" / "events.jsonl").append("stopped", step=1)
+    action, _ = act.resume(_BusyManager(tmp_path), "done", "", "ann", "ko")
+    assert "'other'" in action and "Only one run trains" not in action and re.search("[가-힣]", action)
+
+
+def test_resume_asks_for_a_resumable_run(tmp_path):
+    from ui import train_actions as act
+
+    run = _write_run(tmp_path, "done")  # finished: nothing to continue
+    action, picker = act.resume(JobManager(root=tmp_path), run.name, "", "", "en")
+    assert "Pick an interrupted or stopped run" in action and picker == {"__type__": "update"}
+    action, _ = act.resume(JobManager(root=tmp_path), "", "", "", "ko")
+    assert "이어서 학습" in action
 
 
 def test_chat_says_plainly_that_training_uses_the_machine():
@@ -264,26 +287,23 @@ def test_an_upload_is_kept_next_to_the_runs(tmp_path, runs_root):
     assert _save_upload(str(upload)) == str(saved)  # same content, same file
 
 
-def test_the_memory_estimate_shows_when_core_memory_is_there(monkeypatch):
-    import sys
+def test_the_memory_estimate_shows_under_the_settings_check(monkeypatch):
     import types
 
     from ui import train_actions as act
 
     values = form.values_from_config(RunConfig())
-    fake = types.ModuleType("core.plan.memory")
     seen = {}
 
     def estimate(config, n_train_tokens=None, data_stats=None):
         seen.update(tokens=n_train_tokens, stats=data_stats)
         return types.SimpleNamespace(fits=True, summary_text=lambda lang: f"Fits ({lang}): ~1.2 GB of 16 GB")
 
-    fake.estimate = estimate
-    monkeypatch.setitem(sys.modules, "core.plan.memory", fake)
+    monkeypatch.setattr(act, "estimate", estimate)
     text = act.settings_check(values, "ko", {"tokens": 12345, "length_max": 213})
     assert "설정에 문제가 없습니다" in text and "✓ **Fits (ko): ~1.2 GB" in text
     assert seen == {"tokens": 12345, "stats": {"tokens": 12345, "length_max": 213}}
-    fake.estimate = lambda config, n_train_tokens=None, data_stats=None: 1 / 0
+    monkeypatch.setattr(act, "estimate", lambda config, n_train_tokens=None, data_stats=None: 1 / 0)
     assert "ZeroDivisionError" in act.settings_check(values, "en")  # a broken estimate never blocks the form
     bad = act.settings_check({**values, "lora_r": 0}, "en")
     assert "LoRA rank" in bad and "Fits" not in bad

@@ -15,7 +15,8 @@ def _chat(*turns):
 
 
 SAMPLES = [
-    ("messages.jsonl", "messages", _chat((USER, "What colour is the Tollensea lighthouse?"), (BOT, "It is painted red and white."))),
+    ("messages.jsonl", "messages",
+     _chat((USER, "What colour is the Tollensea lighthouse?"), (BOT, "It is painted red and white."))),
     ("sharegpt.json", "sharegpt", _chat((USER, "What is the capital of Tollensea?"), (BOT, "Its capital is Port Wren."))),
     ("alpaca.json", "alpaca", _chat((USER, "Translate to French.\n\nGood morning"), (BOT, "Bonjour"))),
     ("koalpaca.jsonl", "alpaca", _chat((USER, "양파는 어떤 식물 부위인가요?"), (BOT, "양파는 잎이 변형된 비늘줄기입니다."))),
@@ -24,7 +25,8 @@ SAMPLES = [
     ("qa_bom.csv", "qa", _chat((USER, "What is the island's bakery called?"), (BOT, "Brindlewick Bakehouse."))),
     ("qa.parquet", "qa", _chat((USER, "How many lighthouses are there?"), (BOT, "There are two lighthouses."))),
     ("markers.jsonl", "markers", _chat((USER, "오늘 날씨 어때요?"), (BOT, "맑고 따뜻해요. 산책하기 좋은 날이에요."))),
-    ("pretrain.txt", "text", {"text": "Tollensea is a small windy island in the north sea. Puffins nest on its cliffs every summer."}),
+    ("pretrain.txt", "text",
+     {"text": "Tollensea is a small windy island in the north sea. Puffins nest on its cliffs every summer."}),
     ("builtin:demo", "messages", None),
 ]
 

@@ -52,7 +52,8 @@ def test_split_slice_on_a_file():
 # --- folders laid out like a Hub dataset: the same load_dataset call as a Hub id ---------------
 def test_folder_with_configurations_splits_and_slices():
     assert len(load_rows(cfg("hub_like"))) == 10  # default configuration, train split
-    assert load_rows(cfg("hub_like", dataset_split="test")) == [{"question": "What is 20 plus 20?", "answer": "20 plus 20 is 40."}]
+    test_rows = load_rows(cfg("hub_like", dataset_split="test"))
+    assert test_rows == [{"question": "What is 20 plus 20?", "answer": "20 plus 20 is 40."}]
     assert len(load_rows(cfg("hub_like", dataset_split="train[:30%]"))) == 3
     ko, fmt, _ = load_examples(cfg("hub_like", dataset_config="ko"))
     assert fmt == "qa" and ko[0]["messages"][0]["content"] == "1 더하기 1은?"
@@ -153,7 +154,8 @@ def _bad_files(tmp_path):
         ("korean.csv", korean_cp949, "CP949/EUC-KR.*UTF-8"),
         ("utf16.csv", "질문,답변\n".encode("utf-16"), "UTF-16"),
         ("fake.parquet", b"question,answer\n", "not a Parquet file"),
-        ("ragged.csv", b"question,answer\nhi,there,extra\nok,fine\n", "row 2 .the header is row 1., has 3 values but the header has 2"),
+        ("ragged.csv", b"question,answer\nhi,there,extra\nok,fine\n",
+         "row 2 .the header is row 1., has 3 values but the header has 2"),
         ("script.py", b"import datasets\n", "loading script"),
     ]
 
@@ -188,7 +190,8 @@ def test_mixed_types_drop_the_bad_rows_and_say_which_column(tmp_path):
 
 def test_all_rows_of_the_wrong_type_is_a_data_error(tmp_path):
     rows = [{"messages": "just a string"}, {"messages": 5}, {"messages": [1, 2]}]
-    with pytest.raises(DataError, match="left from wrong.jsonl .3 rows read; dropped: rows where 'messages' is not a list of turns: 2"):
+    words = "left from wrong.jsonl .3 rows read; dropped: rows where 'messages' is not a list of turns: 2"
+    with pytest.raises(DataError, match=words):
         load_examples(cfg(write_jsonl(tmp_path / "wrong.jsonl", rows), data_format="messages"))
 
 

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from core.infer.evaluate import evaluate_run, is_correct, load_questions
+from core.messages import localize
 from core.train.job import TrainingJob
 
 QUESTIONS = [{"question": "Hi", "expected": ["the"]},
@@ -33,11 +34,17 @@ def test_report_compares_the_base_with_the_tuned_model(tiny_config, tiny_model_d
     from core.infer.generate import Sampling, answer, build_messages
     job = TrainingJob(tiny_config.replace(method=method, max_steps=3, learning_rate=5e-2)).start()
     assert job.join(120) == "finished", job.snapshot().message
-    lines = []
-    report = evaluate_run(job.name, questions=QUESTIONS, progress=lines.append, max_new_tokens=6, batch_size=2)
+    calls = []
+    report = evaluate_run(job.name, questions=QUESTIONS, progress=lambda *call: calls.append(call), max_new_tokens=6,
+                          batch_size=2)
 
-    answered = [line for line in lines if line.startswith("[")]
-    assert report["total"] == 3 and len(answered) == 3 and answered[-1].startswith("[3/3]")
+    # progress is numbers (done, total) plus a line for people; done=0 while the models load
+    assert all(total == 3 for _, total, _ in calls) and [done for done, _, _ in calls if done] == [1, 2, 3]
+    answered = [line for done, _, line in calls if done]
+    assert report["total"] == 3 and answered[-1].startswith("[3/3]") and answered[-1].key == "infer.eval_line"
+    first = report["rows"][0]
+    assert answered[0] == f"[1/3] base {'✓' if first['base_ok'] else '✗'}  tuned {'✓' if first['tuned_ok'] else '✗'}  Hi"
+    assert localize(answered[0], "ko").startswith("[1/3] 기본 ")
     assert report["base_correct"] == sum(is_correct(r["base"], r["expected"]) for r in report["rows"])
     assert report["tuned_share"] == pytest.approx(report["tuned_correct"] / 3)
     saved = json.loads((job.dir / "eval.json").read_text(encoding="utf-8"))

@@ -1,8 +1,11 @@
 """core.plan.memory.estimate on a tiny Llama config: no model is loaded, nothing is downloaded."""
+import re
+
 import pytest
 from transformers import LlamaConfig
 
 from core.config import RunConfig
+from core.messages import Msg, localize
 from core.plan.memory import Estimate, estimate
 from core.plan.model_shape import shape_of
 
@@ -11,6 +14,7 @@ TINY = LlamaConfig(vocab_size=32000, hidden_size=256, intermediate_size=688, num
 BIG = LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                   num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)  # Llama-3-8B's shape
 GB = 2**30
+HANGUL = re.compile("[가-힣]")
 
 
 def peak(config: RunConfig, model_config=TINY, **kw) -> int:
@@ -114,3 +118,44 @@ def test_unknown_model_is_a_clear_unknown(monkeypatch):
     e = estimate(RunConfig(model="someone/not-cached-model-xyz"))
     assert e.peak_bytes is None and e.fits is None and e.reason
     assert "not available" in e.summary_text()
+
+
+# --- its words: from the catalogue, in the page's language -----------------------------------------
+# Names that stay as they are in Korean text: units, devices, methods, settings.
+NAMES = re.compile(r"(?<![A-Za-z])(GB|MB|CPU|CUDA|LoRA|QLoRA|adamw_8bit|Hugging Face Hub|someone/not-cached-model-xyz)"
+                   r"(?![A-Za-z])")
+
+
+def _summaries(monkeypatch) -> list:
+    from core.plan import model_shape
+    monkeypatch.setattr(model_shape, "_hub_reachable", lambda timeout=2.0: False)
+    full = RunConfig(method="full", batch_size=16, max_length=4096)
+    need = estimate(RunConfig(), model_config=TINY).peak_bytes
+    return [
+        estimate(RunConfig(), n_train_tokens=100_000, model_config=TINY, available_bytes=64 * GB),     # fits, with time
+        estimate(RunConfig(), model_config=TINY, available_bytes=int(need * 1.05)),                     # tight
+        estimate(full, model_config=BIG, device="cuda", available_bytes=24 * GB),                       # advice + together
+        estimate(RunConfig(batch_size=1, max_length=256), model_config=BIG, available_bytes=GB),         # nothing fits
+        estimate(RunConfig(model="someone/not-cached-model-xyz")),                                       # unknown
+    ]
+
+
+def test_summary_in_korean_has_no_english_and_english_no_korean(monkeypatch):
+    estimates = _summaries(monkeypatch)
+    kinds = {e.summary().key for e in estimates}
+    assert {"plan.with_epoch", "plan.tight", "plan.no_fit_try", "plan.unknown"} <= kinds, kinds
+    for e in estimates:
+        english, korean = e.summary_text("en"), e.summary_text("ko")
+        assert english == e.summary() and not HANGUL.search(english), english
+        assert HANGUL.search(korean), korean
+        leftover = re.findall(r"[A-Za-z]{3,}", NAMES.sub("", korean))
+        assert not leftover, (leftover, korean)
+
+
+def test_advice_and_assumptions_are_catalogue_messages():
+    e = estimate(RunConfig(method="full", batch_size=16, max_length=4096), model_config=BIG, device="cuda",
+                 available_bytes=24 * GB)
+    assert e.advice and all(isinstance(a, Msg) and a.key.startswith("plan.") for a in e.advice)
+    assert e.assumptions and all(isinstance(a, Msg) and HANGUL.search(localize(a, "ko")) for a in e.assumptions)
+    together = localize(e.advice[-1], "ko")
+    assert together.startswith("함께 적용: ") and " + " in together and "gradient" not in together

@@ -39,6 +39,19 @@ def test_finishes_and_leaves_a_complete_run(tiny_config):
     assert {"loss", "lr", "tokens_per_sec", "memory_mb", "epoch", "elapsed", "eta"} <= set(log)
 
 
+def test_a_bad_config_is_refused_with_every_problem_in_the_page_language(tiny_config):
+    import re
+
+    from core.errors import ConfigError
+    from core.messages import localize
+    with pytest.raises(ConfigError) as err:
+        TrainingJob(tiny_config.replace(batch_size=0, lora_r=0))
+    message = err.value.message
+    assert "Batch size must be at least 1" in message and "LoRA rank must be between 1 and 1024" in message
+    korean = localize(message, "ko")  # joined from Msgs: each problem localizes on its own
+    assert "Batch size" not in korean and "LoRA rank" not in korean and re.search("[가-힣]", korean)
+
+
 def test_adapter_loads_with_plain_peft(tiny_config, tiny_model_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
