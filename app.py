@@ -29,7 +29,7 @@ from tqdm import tqdm
 from core import runs
 from core.config import RunConfig
 from core.errors import ConfigError, explain
-from core.messages import join, msg
+from core.messages import LANGS, join, msg
 from ui.launch import launch
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--auth", default=os.environ.get("TUNELAB_AUTH", ""),
                        help="USER:PASS to require a login (or TUNELAB_AUTH)")
         p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
-        p.add_argument("--lang", default=os.environ.get("TUNELAB_LANG", "en"), choices=("en", "ko"), help="interface language")
+        p.add_argument("--lang", default=os.environ.get("TUNELAB_LANG", "en"), choices=LANGS, help="interface language")
     train = sub.add_parser("train", help="train from a config file")
     train.add_argument("--config", required=True, help="a YAML file of RunConfig fields, e.g. presets/cpu-demo.yaml")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override fields, e.g. max_steps=3")
