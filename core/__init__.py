@@ -2,7 +2,7 @@
 
 The packages follow the flow of a run, and depend on each other in this order only:
 
-    core (basics)  config, errors, messages (+ catalog/), events, runs, hardware, models
+    core (basics)  config, errors, messages (+ catalog/), events, home, runs, hardware, models
     core.data      rows from a source -> chat examples -> tokens with answer-only labels -> pre-flight report
     core.plan      will it fit, how long will it take, can this machine run it (before Start)
     core.infer     chat, side-by-side and batched generation, held-out evaluation, merge and export

@@ -19,7 +19,7 @@ from filelock import FileLock
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-from core import hardware
+from core import hardware, home
 from core.config import DEFAULT_MODEL, RunConfig
 from core.errors import ModelError
 from core.messages import Msg, msg
@@ -29,7 +29,8 @@ Progress = Callable[[str], None]
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("TUNELAB_CACHE", Path.home() / ".cache" / "tunelab"))
+    """The converted-model cache (core.home decides where: TUNELAB_HOME, a Space's /data, or ~/.cache/tunelab)."""
+    return home.cache_root()
 
 
 def resolve(ref: str, progress: Progress | None = None) -> str:

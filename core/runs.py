@@ -7,12 +7,12 @@ after a page reload, in a second browser or after an app restart.
 """
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import home
 from core.errors import ConfigError
 from core.events import TERMINAL_TYPES, read_events
 from core.messages import message_of, msg
@@ -24,7 +24,8 @@ START_KEY = "job.preparing"  # the first line a job writes, on Start and on Resu
 
 
 def runs_root() -> Path:
-    return Path(os.environ.get("TUNELAB_RUNS_DIR", "runs")).resolve()
+    """The runs folder (core.home decides where: TUNELAB_HOME, a Space's /data, or ./runs)."""
+    return home.runs_root()
 
 
 def safe_name(name: str) -> str:
