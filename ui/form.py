@@ -92,6 +92,12 @@ def preset_choices() -> list[tuple[str, str]]:
     return sorted(choices, key=lambda c: c[1] != "cpu-demo")
 
 
+def initial_values(stem: str = "") -> dict:
+    """The form the page opens with: the defaults, with preset `stem` applied as if the user had picked it."""
+    values = values_from_config(RunConfig())
+    return preset_values(stem, values) if stem else values
+
+
 def preset_values(stem: str, current: dict) -> dict:
     """Form values for a preset: defaults + the preset, keeping the current data choice."""
     path = PRESETS_DIR / f"{Path(stem).name}.yaml"

@@ -1,25 +1,48 @@
-"""What the Train tab's buttons and timer do: start, stop, resume, and redraw a run.
+"""What the Train tab's buttons and timer do: start, stop, resume, and redraw a run; what it opens on.
 
 Every redraw reads `manager.summary(name)` (the run's events.jsonl on disk),
 so a reloaded page, a second browser or a restarted app shows the same run,
 curve included. A cheap signature of the events file lets the timer skip
-redraws when nothing changed.
+redraws when nothing changed. The page opens on the preset core.plan.presets
+suggests for this machine, and says where the embedded model comes from.
 """
 from __future__ import annotations
 
 import gradio as gr
 
 from core import runs
-from core.config import RunConfig
+from core.config import DEFAULT_MODEL, RunConfig
 from core.errors import Busy
 from core.messages import join
+from core.models import EMBEDDED, embedded_source
 from core.plan.checks import check
 from core.plan.memory import estimate
+from core.plan.presets import suggest_here
 from core.train.manager import JobManager
 from ui import live
-from ui.form import config_from_values, problems_of, values_from_config
+from ui.form import PRESETS_DIR, config_from_values, problems_of, values_from_config
 from ui.strings import localize, t
 from ui.widgets import error_md, friendly
+
+
+def opening_preset(lang: str) -> tuple[str, str]:
+    """(preset file stem, note in `lang`) the Train tab opens on: core.plan.presets' choice for this machine."""
+    try:
+        chosen = suggest_here(PRESETS_DIR)
+    except Exception:  # a broken preset folder must not stop the page: it opens on "(no preset)"
+        return "", ""
+    return chosen.name, localize(chosen.note, lang) if chosen.note else ""
+
+
+def model_source(model: str | None, lang: str) -> str:
+    """The line under the model choice: where the embedded model comes from here; '' for any other model."""
+    ref = (model or "").strip() or DEFAULT_MODEL
+    if ref not in EMBEDDED:
+        return ""
+    try:
+        return f"ℹ {localize(embedded_source(ref), lang)}"
+    except Exception as err:  # a line of information must never block the form
+        return f"({friendly(err, lang)})"
 
 
 def settings_check(values: dict, lang: str, data_stats: dict | None = None) -> str:

@@ -1,5 +1,9 @@
 """Train tab: model, preset, the settings form, Start/Stop/Resume, and the live run.
 
+It opens on the preset that fits this machine (core.plan.presets: cpu-demo on a CPU, the card's
+preset on a GPU, with a note saying why) and says, under the model, where the embedded model
+comes from (its package, or the Hugging Face Hub on a Space).
+
 The simple view holds the settings most people change; every other RunConfig
 field is generated into accordions by section. The live part (status, loss
 curve, metrics, sample answers) is redrawn by a gr.Timer from the run's files.
@@ -13,7 +17,8 @@ import gradio as gr
 from core.config import DEFAULT_MODEL, RunConfig
 from core.train.manager import JobManager
 from ui import train_actions as act
-from ui.form import SIMPLE_FIELDS, advanced_fields, preset_choices, preset_values
+from ui.form import SIMPLE_FIELDS, advanced_fields, initial_values, preset_choices, preset_values
+from ui.identity import who
 from ui.live import runs_frame
 from ui.strings import field_label, t
 from ui.widgets import field_widget, form_values
@@ -31,19 +36,26 @@ class TrainTab:
 
 
 def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> TrainTab:
+    # The page opens on the preset that fits this machine, its values in the form as if it had been picked.
+    opening, note = act.opening_preset(lang)
+    initial = initial_values(opening)
     with gr.Row():
-        preset = gr.Dropdown([(t("preset_none", lang), "")] + preset_choices(), value="", label=t("preset", lang),
-                             elem_id="preset", scale=2)
-        form["model"] = gr.Dropdown(MODEL_CHOICES, value=DEFAULT_MODEL, allow_custom_value=True, scale=2,
-                                    label=field_label("model", lang), info=RunConfig.field_info("model", lang)["help"])
-        form["method"] = field_widget("method", lang, scale=1)
+        preset = gr.Dropdown([(t("preset_none", lang), "")] + preset_choices(), value=opening, label=t("preset", lang),
+                             info=note or None, elem_id="preset", scale=2)
+        with gr.Column(scale=2, min_width=240):
+            form["model"] = gr.Dropdown(MODEL_CHOICES, value=initial["model"], allow_custom_value=True,
+                                        label=field_label("model", lang), elem_id="f-model",
+                                        info=RunConfig.field_info("model", lang)["help"])
+            source_line = act.model_source(initial["model"], lang)
+            source = gr.Markdown(source_line, visible=bool(source_line), elem_id="model-source", elem_classes="tl-muted")
+        form["method"] = field_widget("method", lang, value=initial["method"], scale=1)
     gr.Markdown(f"**{t('simple_settings', lang)}**")
     for row in (SIMPLE_FIELDS[:4], SIMPLE_FIELDS[4:]):
         with gr.Row():
             for name in row:
-                form[name] = field_widget(name, lang)
+                form[name] = field_widget(name, lang, value=initial[name])
     check = gr.Markdown(elem_id="settings-check", elem_classes="tl-check")
-    token = _advanced(form, lang)
+    token = _advanced(form, lang, initial)
     with gr.Row():
         start = gr.Button(t("start", lang), variant="primary", size="lg", elem_id="start", scale=2)
         stop = gr.Button(t("stop", lang), variant="stop", size="lg", elem_id="stop")
@@ -87,15 +99,16 @@ def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> T
         return [values[n] for n in names]
 
     preset.change(lambda stem, *vals: on_preset(stem, dict(zip(fields, vals))), [preset, *fields], fields)
+    form["model"].change(lambda model: _source_update(model, lang), form["model"], source, show_progress="hidden")
     check_settings = lambda data: act.settings_check(form_values(form, data), lang, data[data_stats])
     gr.on([c.change for c in [*fields, data_stats]], check_settings, inputs={*fields, data_stats}, outputs=check,
           trigger_mode="always_last", show_progress="hidden")
 
-    def on_start(data: dict, request: gr.Request):
-        return act.start(manager, form_values(form, data), data[token], _who(request), lang)
+    def on_start(data: dict, request: gr.Request, profile: gr.OAuthProfile | None):
+        return act.start(manager, form_values(form, data), data[token], who(request, profile), lang)
 
-    def on_resume(name: str, tok: str, request: gr.Request):
-        return act.resume(manager, name, tok, _who(request), lang)
+    def on_resume(name: str, tok: str, request: gr.Request, profile: gr.OAuthProfile | None):
+        return act.resume(manager, name, tok, who(request, profile), lang)
 
     start.click(on_start, inputs, [action, run_shown], concurrency_limit=None)
     stop.click(lambda: act.stop(manager, lang), None, action, concurrency_limit=None)
@@ -114,8 +127,8 @@ def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> T
     return TrainTab(token=token, run_shown=run_shown, loaders=loaders)
 
 
-def _advanced(form: dict, lang: str) -> gr.Textbox:
-    """Accordions with every other RunConfig field, three to a row; returns the token box."""
+def _advanced(form: dict, lang: str, initial: dict) -> gr.Textbox:
+    """Accordions with every other RunConfig field, three to a row, holding `initial`; returns the token box."""
     token = None
     for section, names in advanced_fields().items():
         with gr.Accordion(t("advanced", lang, section=t("section_" + section, lang)), open=False):
@@ -124,13 +137,14 @@ def _advanced(form: dict, lang: str) -> gr.Textbox:
             for i in range(0, len(names), 3):
                 with gr.Row():
                     for name in names[i:i + 3]:
-                        form[name] = field_widget(name, lang)
+                        form[name] = field_widget(name, lang, value=initial[name])
     return token
 
 
-def _who(request: gr.Request | None) -> str:
-    """The logged-in user's name (with --auth), shown when someone else's Start is refused."""
-    return (getattr(request, "username", None) or "") if request else ""
+def _source_update(model: str, lang: str):
+    line = act.model_source(model, lang)
+    return gr.update(value=line, visible=bool(line))
+
 
 
 def _pick_row(evt: gr.SelectData):

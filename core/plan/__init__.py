@@ -6,8 +6,11 @@
                  with what to change
 - `model_shape`  the model's sizes from its config alone (meta device: nothing is loaded or downloaded)
 - `speed`        the time per epoch, from this machine's measured speed
+- `presets`      which preset fits this machine (the Train tab opens on it): `suggest(device, memory, folder)`
+                 from each preset's `# fits:` line and the memory planner
 """
 from core.plan.checks import check
 from core.plan.memory import Estimate, estimate
+from core.plan.presets import Suggestion, suggest
 
-__all__ = ["check", "estimate", "Estimate"]
+__all__ = ["check", "estimate", "Estimate", "suggest", "Suggestion"]

