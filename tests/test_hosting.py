@@ -55,6 +55,15 @@ def _serving(port: int, process: subprocess.Popen, seconds: float = 120) -> bool
     return False
 
 
+def _printed(path: Path, last_line: str, seconds: float = 20) -> str:
+    """What the app has printed once `last_line` is there: the page answers a moment before the
+    "Open TuneLab at" lines, which follow gradio's own."""
+    deadline = time.monotonic() + seconds
+    while last_line not in path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return path.read_text()
+
+
 def _listening(port: int) -> set[str]:
     """The IPv4 addresses with a socket listening on `port` (from /proc/net/tcp, state 0A = LISTEN)."""
     found = set()
@@ -93,7 +102,7 @@ def test_python_app_py_on_a_space(tmp_path, monkeypatch):
         process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
     try:
         up = _serving(port, process)
-        printed, warned = out.read_text(), err.read_text()
+        printed, warned = _printed(out, f"Open TuneLab at https://{SPACE_HOST}"), err.read_text()
         assert up, f"not serving on :{port}\n--- stdout\n{printed[-3000:]}\n--- stderr\n{warned[-3000:]}"
         assert _listening(port) == {"0.0.0.0"}
         status, page = _get(f"http://127.0.0.1:{port}/")
