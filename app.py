@@ -5,10 +5,17 @@
     python app.py resume --run RUN
     python app.py chat --run RUN [--prompt TEXT]
     python app.py eval --run RUN
-    python app.py export --run RUN [--zip] [--push REPO]
+    python app.py export --run RUN [--dtype auto] [--gguf [--quant f16 q8_0]] [--zip] [--push REPO [--what KIND]]
+    python app.py hash-password --user NAME   a TUNELAB_USERS line (the password is asked, never in argv)
 
 Exit codes: 0 success, 1 the run failed, 2 bad input (config, data, paths),
 130 stopped with Ctrl-C (what was learned is saved).
+
+Every heavy command (train, resume, chat, eval, export) holds the device lock
+in the runs folder (core/devicelock.py) while it works, so it never shares the
+device with the web app's or another command's work; resume refuses a run that
+another process is training. The CLI runs as the local user: the web app's
+limits (allowed folders, remote code, run owners) do not apply to it.
 
 The web app listens where the platform says (ui/launch.py: a flag, then
 TUNELAB_HOST/TUNELAB_PORT, then GRADIO_SERVER_NAME/GRADIO_SERVER_PORT, then
@@ -32,7 +39,8 @@ import warnings
 
 from tqdm import tqdm
 
-from core import home, runs
+from core import devicelock, home, runs
+from core.access import hash_password
 from core.config import RunConfig
 from core.errors import ConfigError, explain
 from core.messages import LANGS, join, msg
@@ -48,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     command = args.command or "ui"
     try:
+        if command in HEAVY:  # the run is named already: hold the device for the whole command
+            with devicelock.hold(HEAVY[command], run=runs.safe_name(args.run)):
+                return COMMANDS[command](args)
         return COMMANDS[command](args)
     except KeyboardInterrupt:
         print("\n" + msg("cli.interrupted"), file=sys.stderr)
@@ -71,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--auth", help="USER:PASS to require a login (default: TUNELAB_AUTH)")
         p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
         p.add_argument("--lang", choices=LANGS, help="interface language (default: TUNELAB_LANG, else en)")
+        p.add_argument("--public-demo", action="store_true",
+                       help="a restricted public demo open without a login: built-in data and uploads, the allowed "
+                            "models (TUNELAB_DEMO_MODELS), capped steps, no paths, remote code or push "
+                            "(also TUNELAB_PUBLIC_DEMO=1)")
+        p.add_argument("--allow-remote-code", action="store_true",
+                       help="let the page's trust_remote_code run Python files that come with a model (off by default)")
     parser.set_defaults(lang=os.environ.get("TUNELAB_LANG", "en"))
     train = sub.add_parser("train", help="train from a config file")
     train.add_argument("--config", required=True, help="a YAML file of RunConfig fields, e.g. presets/cpu-demo.yaml")
@@ -86,17 +103,57 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=0, help="ask only the first N questions")
     export = sub.add_parser("export", help="merge the adapter into the base and save it")
     export.add_argument("--run", required=True)
-    export.add_argument("--zip", action="store_true", help="also write merged.zip")
-    export.add_argument("--push", metavar="REPO", help="push the merged model to this Hub repo (needs HF_TOKEN)")
+    export.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                        help="merged model precision (default: the base's own half precision)")
+    export.add_argument("--gguf", action="store_true", help="also write GGUF files + an Ollama Modelfile, checked")
+    export.add_argument("--quant", nargs="+", default=["f16", "q8_0"], metavar="TYPE",
+                        help="GGUF types: f16 q8_0 q4_0 f32 (default: f16 q8_0)")
+    export.add_argument("--no-check", action="store_true", help="skip the GGUF parity check")
+    export.add_argument("--what", choices=("adapter", "merged", "gguf"),
+                        help="what --zip and --push send (default: gguf with --gguf, else merged)")
+    export.add_argument("--zip", action="store_true", help="also write <what>.zip (what a push would upload)")
+    export.add_argument("--push", metavar="REPO", help="push to this Hub repo with HF_TOKEN (private unless --public)")
+    export.add_argument("--public", action="store_true", help="create the repo public")
+    export.add_argument("--keep-public", action="store_true", help="push into an existing public repo, keeping it so")
+    export.add_argument("--make-private", action="store_true", help="make an existing public repo private, then push")
+    hashing = sub.add_parser("hash-password", help="print a TUNELAB_USERS line for a user (asks for the password; "
+                                                   "reads it from stdin when that is not a terminal)")
+    hashing.add_argument("--user", required=True, help="the login name")
     return parser
 
 
 def cmd_ui(args) -> int:
-    return launch(host=args.host, port=args.port, auth=args.auth, share=args.share, lang=args.lang)
+    return launch(host=args.host, port=args.port, auth=args.auth, share=args.share, lang=args.lang,
+                  public_demo=args.public_demo, allow_remote_code=args.allow_remote_code)
+
+
+def cmd_hash_password(args) -> int:
+    """Print `user:scrypt-hash` for a TUNELAB_USERS file; the password comes from a prompt (or stdin), not argv."""
+    import getpass  # noqa: PLC0415 - this command only
+
+    user = args.user.strip()
+    if not user or ":" in user or any(c.isspace() for c in user):
+        print(msg("cli.error", message=msg("access.hash_bad_user", user=args.user)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if sys.stdin.isatty():
+        password = getpass.getpass(msg("access.hash_prompt"))
+        if password != getpass.getpass(msg("access.hash_again")):
+            print(msg("cli.error", message=msg("access.hash_mismatch")), file=sys.stderr)
+            return EXIT_BAD_INPUT
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print(msg("cli.error", message=msg("access.hash_empty")), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(msg("access.hash_hint"), file=sys.stderr)
+    print(f"{user}:{hash_password(password)}")
+    return EXIT_OK
 
 
 def cmd_train(args) -> int:
     config = RunConfig.load_yaml(args.config).with_overrides(args.set)  # a bad file or key fails here, in a blink
+    if config.validate():  # NaN, inf, out of range: refused before torch loads
+        raise ConfigError(join(config.validate()))
     from core.plan.checks import check  # noqa: PLC0415 - loads torch and transformers (seconds): only for a readable config
     from core.train.job import TrainingJob  # noqa: PLC0415 - the engine (torch, transformers, peft): only for a readable config
 
@@ -105,7 +162,9 @@ def cmd_train(args) -> int:
         raise ConfigError(join(problems))  # each problem stays a catalogue message (localizable)
     if not _preflight_ok(config):
         return EXIT_BAD_INPUT
-    return follow(TrainingJob(config, token=os.environ.get("HF_TOKEN")).start())
+    job = TrainingJob(config, token=os.environ.get("HF_TOKEN"))
+    with devicelock.hold("train", run=job.name):  # Busy (exit 2) when the app or another command uses the device
+        return follow(job.start())
 
 
 def _preflight_ok(config) -> bool:
@@ -120,7 +179,12 @@ def _preflight_ok(config) -> bool:
 
 def cmd_resume(args) -> int:
     from core.train.job import TrainingJob  # noqa: PLC0415 - the engine (torch, transformers, peft): resume only
-    return follow(TrainingJob(None, token=os.environ.get("HF_TOKEN"), resume=args.run).start())
+    from core.train.manager import refuse_if_elsewhere  # noqa: PLC0415 - with the engine, above
+
+    refuse_if_elsewhere(args.run)  # another process is training it: its checkpoints are not ours to continue
+    job = TrainingJob(None, token=os.environ.get("HF_TOKEN"), resume=args.run)
+    with devicelock.hold("resume", run=job.name):
+        return follow(job.start())
 
 
 def follow(job) -> int:
@@ -188,17 +252,50 @@ def cmd_export(args) -> int:
     run = runs.run_dir(args.run)  # a bad run name fails before the engine loads
     from core.infer import export  # noqa: PLC0415 - torch, transformers, peft: export only
 
-    merged = export.merge(run, progress=print)
-    print(msg("cli.merged", path=merged))
+    what = args.what or ("gguf" if args.gguf else "merged")
+    sizes = export.sizes(run, args.dtype, tuple(args.quant) if args.gguf else ())
+    print(msg("xp.cli_sizes", dtype=sizes["dtype"], merged=_mb(sizes["merged"]),
+              gguf=", ".join(f"{q} {_mb(n)}" for q, n in sizes["gguf"].items()) or "-"))
+    if what != "adapter" or args.gguf:
+        print(msg("cli.merged", path=export.merge(run, progress=print, dtype=args.dtype,
+                                                  token=os.environ.get("HF_TOKEN"))))
+    if args.gguf:
+        _print_gguf(export.export_gguf(run, tuple(args.quant), progress=print, check=not args.no_check))
     if args.zip:
-        print(msg("cli.zipped", path=export.zip_folder(merged, run / "merged.zip")))
+        print(msg("cli.zipped", path=export.zip_files(run, what)))
     if args.push:
-        print(msg("cli.pushed", url=export.push_to_hub(merged, args.push, os.environ.get("HF_TOKEN"))))
+        existing = "keep" if args.keep_public else "make_private" if args.make_private else ""
+        print(msg("cli.pushed", url=export.push(run, what, args.push, os.environ.get("HF_TOKEN"), private=not args.public,
+                                                existing_public=existing, progress=print)))
     return EXIT_OK
 
 
-COMMANDS = {"ui": cmd_ui, "train": cmd_train, "resume": cmd_resume, "chat": cmd_chat,
-            "eval": cmd_eval, "export": cmd_export}
+def _mb(n: int | None) -> str:
+    return f"{n / 1e6:.0f} MB" if n else "?"
+
+
+def _print_gguf(report: dict) -> None:
+    """Each file with its parity result; a file that answers differently is a warning on stderr."""
+    checks = {c["file"]: c for c in report.get("parity", [])}
+    for f in report["files"]:
+        c = checks.get(f["file"])
+        print(msg("xp.cli_file", file=f["file"], size=_mb(f["bytes"]),
+                  parity="-" if c is None else msg("xp.cli_parity", identical="yes" if c["identical"] else "NO",
+                                                   agreement=f"{c['agreement']:.1%}")))
+        if c and not c["ok"]:
+            row = next(r for r in c["rows"] if not r["identical"])
+            diff = row["first_difference"]
+            print(msg("xp.mismatch", file=f["file"], prompt=row["prompt"], position=diff["position"],
+                      expected=repr(diff["expected"]), got=repr(diff["got"])), file=sys.stderr)
+    model = report["modelfile"]
+    print(msg("xp.cli_modelfile", file=model["from"], stops=" ".join(model["stops"]),
+              template="yes" if model["template_matches_tokenizer"] else "NO"))
+
+
+# commands that hold the device lock for their whole length (train and resume take it once their run is named)
+HEAVY = {"chat": "chat", "eval": "evaluate", "export": "merge"}
+COMMANDS = {"ui": cmd_ui, "hash-password": cmd_hash_password, "train": cmd_train, "resume": cmd_resume,
+            "chat": cmd_chat, "eval": cmd_eval, "export": cmd_export}
 
 if __name__ == "__main__":
     sys.exit(main())

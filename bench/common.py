@@ -9,7 +9,9 @@ child prints one `RESULT {json}` line; `run_child` returns it as a dict.
 Variants (spec["variant"]):
   engine  TuneLab's own loop: core.train.trainer.Trainer on a model from core.models
   plain   a minimal PyTorch + peft loop: fp32, padded batches, full logits, torch AdamW
-  trl     trl's SFTTrainer at its defaults (bf16 autocast + gradient checkpointing + fused AdamW)
+  trl     trl's SFTTrainer at its defaults (bf16 autocast + gradient checkpointing + fused AdamW), or with
+          spec["expert"] set up as a skilled user would: no gradient checkpointing, BFD packing with
+          padding-free batches, completion-only loss, bf16 autocast or fp32 as spec["bf16"] says
   idle    imports only (the framework's baseline memory)
 On a GPU (--gpu in the benchmarks) the model is a random-init Llama of a
 known shape, saved once as a local folder (gpu_model_folder) and passed as
@@ -216,6 +218,7 @@ def _run_engine(spec: dict, examples: list[dict]) -> dict:
     from core.config import RunConfig
     from core.events import EventLog
     from core.models import count_parameters, load_base, load_tokenizer, prepare_for_training
+    from core.plan import precision as precisions
     from core.train.trainer import Trainer
 
     config = RunConfig().replace(**spec.get("config", {}))
@@ -224,12 +227,17 @@ def _run_engine(spec: dict, examples: list[dict]) -> dict:
                             warmup_ratio=0.0)
     hardware.set_cpu_threads()  # what core.train.job does before a run; the trainer then tunes
     tokenizer = load_tokenizer(config)
-    base = load_base(config)
+    probe_start = time.perf_counter()
+    decision = precisions.decide(config)  # what core.train.job does: measured (cached), then load for it
+    if spec.get("mode"):  # a control row: the engine forced into one precision mode
+        decision = precisions.Decision(spec["mode"], decision.reason, decision.speed, decision.measured)
+    probe_seconds = time.perf_counter() - probe_start
+    base = load_base(config, dtype=decision.weights_dtype)
     loaded_rss = _rss()
     model = prepare_for_training(base, tokenizer, config)
     folder = Path(tempfile.mkdtemp(prefix="tunelab-bench-"))
     trainer = Trainer(model, tokenizer, examples, [], config, EventLog(folder / "events.jsonl"), folder,
-                      threading.Event())
+                      threading.Event(), precision=decision)
     clock, real = _Clock(), trainer._optimizer_step
 
     def timed(group, window):
@@ -241,7 +249,8 @@ def _run_engine(spec: dict, examples: list[dict]) -> dict:
     trainer.train()
     trainable, total = count_parameters(model)
     return {**clock.result(), "loaded_rss": loaded_rss, "trainable_params": trainable, "total_params": total,
-            "kernels": trainer.kernels}
+            "kernels": trainer.kernels, "precision": decision.mode, "precision_reason": str(decision.reason),
+            "precision_speed": decision.speed, "probe_seconds": probe_seconds}
 
 
 def _padded(batch: list[dict], pad_id: int, device: str):
@@ -288,22 +297,45 @@ def _run_plain(spec: dict, examples: list[dict]) -> dict:
     return {**clock.result(), "loaded_rss": loaded_rss}
 
 
+def _trl_args(spec: dict, output_dir: str):
+    """SFTConfig at trl's defaults, or (spec["expert"]) as a skilled user sets it up for this machine."""
+    import torch
+    from trl import SFTConfig
+
+    common = dict(output_dir=output_dir, max_steps=spec["steps"], per_device_train_batch_size=spec.get("batch_size", 4),
+                  report_to="none", save_strategy="no", use_cpu=not torch.cuda.is_available())
+    if not spec.get("expert"):
+        return SFTConfig(max_length=1024, **common)
+    bf16 = bool(spec.get("bf16"))
+    return SFTConfig(
+        max_length=spec.get("max_length", 512),   # the engine's examples are cut at 512 tokens too
+        packing=True, packing_strategy="bfd",     # best-fit decreasing packing: padding-free batches
+        padding_free=True, completion_only_loss=True,
+        gradient_checkpointing=False,             # memory is not short here: recomputing costs ~30%
+        bf16=bf16, fp16=False,                    # the faster of the two on this machine (measured by the caller)
+        dataloader_num_workers=0, logging_steps=10**6, disable_tqdm=True,
+        **common)
+
+
 def _run_trl(spec: dict, examples: list[dict]) -> dict:
-    """trl's SFTTrainer with its defaults; only the run's size, output and reporting are set."""
+    """trl's SFTTrainer with its defaults (only size, output and reporting set), or an expert's set-up."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import TrainerCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     from core.config import RunConfig
     from core.models import load_tokenizer
 
     tokenizer = load_tokenizer(RunConfig())
-    args = SFTConfig(output_dir=tempfile.mkdtemp(prefix="tunelab-trl-"), max_steps=spec["steps"],
-                     per_device_train_batch_size=spec.get("batch_size", 4), max_length=1024, report_to="none",
-                     save_strategy="no", use_cpu=not torch.cuda.is_available())
-    dataset = Dataset.from_list([{"input_ids": e["input_ids"]} for e in examples])
+    args = _trl_args(spec, tempfile.mkdtemp(prefix="tunelab-trl-"))
+    if spec.get("expert"):  # the trained part as trl's own completion mask: the same answers-only loss as the engine
+        rows = [{"input_ids": e["input_ids"], "completion_mask": [int(x != IGNORE) for x in e["labels"]]}
+                for e in examples]
+    else:
+        rows = [{"input_ids": e["input_ids"]} for e in examples]
+    dataset = Dataset.from_list(rows)
     clock = _Clock()
     seen: list[int] = []
 
@@ -311,18 +343,27 @@ def _run_trl(spec: dict, examples: list[dict]) -> dict:
         def on_step_end(self, *a, **k):
             clock.step(0)
 
-    trainer = SFTTrainer(model=_model_path(spec), args=args, train_dataset=dataset, processing_class=tokenizer,
+    model = spec.get("model") or _model_path(spec)
+    if spec.get("expert"):  # fp32 weights: trl's bf16 flag is autocast over them, as Trainer does it
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=LoraConfig(target_modules="all-linear", task_type="CAUSAL_LM", **LORA),
                          callbacks=[Steps()])
     collate = trainer.data_collator
 
     def counting(features):
         batch = collate(features)
-        seen.append(int(batch["attention_mask"].sum()) if "attention_mask" in batch
-                    else int((batch["input_ids"] != tokenizer.pad_token_id).sum()))
+        if "attention_mask" in batch:
+            seen.append(int(batch["attention_mask"].sum()))
+        elif "position_ids" in batch:  # padding-free: one flat row, every token real
+            seen.append(int(batch["input_ids"].numel()))
+        else:
+            seen.append(int((batch["input_ids"] != tokenizer.pad_token_id).sum()))
         return batch
     trainer.data_collator = counting
-    trainer.train_dataset = dataset
+    if not spec.get("expert"):  # the defaults row trains on the examples as they are (no re-tokenizing)
+        trainer.train_dataset = dataset
     if hasattr(trainer, "_train_dataloader"):
         trainer._train_dataloader = None
     clock.start = time.perf_counter()
@@ -330,6 +371,7 @@ def _run_trl(spec: dict, examples: list[dict]) -> dict:
     # the dataloader may fetch a batch ahead: step i trained on the i-th collated batch
     clock.marks = [(t, seen[i] if i < len(seen) else 0) for i, (t, _) in enumerate(clock.marks)]
     return {**clock.result(), "bf16": args.bf16, "gradient_checkpointing": args.gradient_checkpointing,
+            "packing": args.packing, "padding_free": args.padding_free, "completion_only_loss": args.completion_only_loss,
             "optim": str(args.optim.value if hasattr(args.optim, "value") else args.optim)}
 
 

@@ -10,6 +10,7 @@ training <= 5 minutes, tuned >= 80%, base <= 10%.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -54,7 +55,11 @@ def main() -> None:
         print(f"\nMissed by the tuned model ({len(missed)}):")
         for row in missed:
             print(f"  Q: {row['question']}  [{'/'.join(row['expected'])}]\n     tuned: {row['tuned'][:160]}")
-    print(f"\n## Demo benchmark ({hardware.device_name()}, preset {args.preset} {' '.join(args.set)})")
+    events = [json.loads(line) for line in (job.dir / "events.jsonl").read_text().splitlines()]
+    picked = next((e for e in events if e["type"] == "notice" and "precision" in e), {})
+    print(f"\n## Demo benchmark ({hardware.device_name()}: {hardware.cpu_model_name()}, bf16 flags "
+          f"{', '.join(hardware.cpu_bf16_flags()) or 'none'}; preset {args.preset} {' '.join(args.set)})")
+    print(f"precision: {picked.get('precision', '?')} - {picked.get('message', '')}")
     print(f"steps: {summary.step}, first loss {logs[0]['loss']:.3f} -> last {logs[-1]['loss']:.3f}, "
           f"mean {tokens_per_sec:.0f} tokens/s")
     print(f"Start -> finished: {train_seconds:.0f} s ({train_seconds / 60:.1f} min)  [target <= 5 min]")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bi
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "qa", "markers", "text")
+DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
 
 
 def _f(default: Any, section: str, choices: tuple | None = None, **kw) -> Any:
@@ -106,7 +108,17 @@ class RunConfig:
     eval_steps: int = _f(0, "training")
     save_steps: int = _f(0, "training")
     oom_retry: bool = _f(True, "training")
+    stop_on_collapse: bool = _f(False, "training")  # a sudden loss collapse stops the run (else: a warning)
     probe_prompts: list = _f([], "training")
+    # --- several GPUs / machines (core/train/distributed.py: accelerate launch) ---------
+    num_processes: int = _f(1, "training")       # per machine; 1 = in the app process, 0 = one per visible GPU
+    distributed: str = _f("ddp", "training", DISTRIBUTED)
+    deepspeed_stage: int = _f(2, "training")
+    deepspeed_offload: bool = _f(False, "training")
+    num_machines: int = _f(1, "training")
+    machine_rank: int = _f(0, "training")
+    main_process_ip: str = _f("", "training")
+    main_process_port: int = _f(0, "training")   # 0: a free port on this machine (one machine only)
     # --- output ------------------------------------------------------------
     run_name: str = _f("", "output")
     report_to: str = _f("none", "output", ("none", "tensorboard", "wandb"))
@@ -160,7 +172,7 @@ class RunConfig:
             if "=" not in pair:
                 raise ConfigError(msg("config.bad_override", pair=pair))
             key, value = pair.split("=", 1)
-            changes[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            changes[key.strip()] = override_value(key.strip(), value)
         return self.replace(**changes)
 
     @property
@@ -175,8 +187,13 @@ class RunConfig:
         """Plain-language problems with this config that hold on any machine; empty when it is fine.
 
         What depends on the hardware (bf16 on this CPU, bitsandbytes installed) is
-        checked by core.plan.checks.check, which calls this first.
+        checked by core.plan.checks.check, which calls this first. A NaN, an infinity or
+        an absurdly large number is refused by name first: every range check below
+        would let NaN through (each comparison with NaN is False).
         """
+        broken = _number_problems(self)
+        if broken:
+            return broken
         return _choice_problems(self) + _range_problems(self) + _combination_problems(self)
 
 
@@ -201,6 +218,8 @@ def coerce(key: str, value: Any) -> Any:
         return default
     try:
         return _converted(kind, value)
+    except OverflowError:  # int('1e400') is int(inf): a plain refusal, not a traceback
+        raise ConfigError(msg("config.number_overflow", name=key, value=str(value)[:40])) from None
     except (TypeError, ValueError):
         raise ConfigError(msg("config.wrong_type", name=key, kind=_kind_words(kind), value=repr(value))) from None
 
@@ -229,6 +248,46 @@ def _converted(kind: type, value: Any) -> Any:
             return [line.strip() for line in value.splitlines() if line.strip()]
         return [str(v) for v in value]
     return str(value)
+
+
+def override_value(key: str, value: str) -> Any:
+    """A `--set key=value` value typed by the field: text fields keep the text exactly as written.
+
+    Only numbers, switches and lists are read as YAML, so `system_prompt=Answer: briefly`,
+    `user_marker=### Human:` and `prompt_column=yes` stay the strings the user typed.
+    """
+    kind = type(getattr(RunConfig(), key)) if key in _FIELDS else str
+    if kind is str:
+        return value
+    if not value.strip():
+        return ""
+    if kind is list and not value.lstrip().startswith("["):
+        return value  # one probe prompt per line
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value  # coerce() names the field and the expected kind
+
+
+# Bounds that no real run comes near; past them a number is a typo or an attack (overflow, endless runs).
+NUMBER_LIMITS = {"epochs": 10_000, "max_steps": 100_000_000, "batch_size": 65_536, "grad_accum": 65_536,
+                 "lora_alpha": 100_000, "weight_decay": 10.0, "max_grad_norm": 1e6, "seed": 2**32 - 1,
+                 "logging_steps": 100_000_000, "eval_steps": 100_000_000, "save_steps": 100_000_000,
+                 "min_chars": 100_000_000, "max_chars": 100_000_000}
+
+
+def _number_problems(c: RunConfig) -> list[Msg]:
+    """Each numeric field that is NaN, infinite or past its bound, by name."""
+    out = []
+    for name in c.field_names():
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            out.append(msg("config.not_finite", name=name, value=str(value)))
+        elif name in NUMBER_LIMITS and abs(value) > NUMBER_LIMITS[name]:
+            out.append(msg("config.number_too_big", name=name, value=value, limit=f"{NUMBER_LIMITS[name]:,}"))
+    return out
 
 
 def _kind_words(kind: type) -> Msg:
@@ -281,4 +340,23 @@ def _combination_problems(c: RunConfig) -> list[Msg]:
         out.append(msg("config.full_quantized"))
     if c.method == "qlora" and c.quantization == "8bit":
         out.append(msg("config.qlora_8bit"))
-    return out
+    return out + _distributed_problems(c)
+
+
+def _distributed_problems(c: RunConfig) -> list[Msg]:
+    """Several processes or machines: what accelerate cannot run, whatever the hardware."""
+    several = c.num_processes != 1 or c.num_machines > 1
+    checks = [
+        (c.num_processes < 0 or c.num_processes > 1024, "config.num_processes_range", {"value": c.num_processes}),
+        (c.num_machines < 1 or c.num_machines > 1024, "config.num_machines_range", {"value": c.num_machines}),
+        (not 0 <= c.machine_rank < max(1, c.num_machines), "config.machine_rank_range",
+         {"value": c.machine_rank, "machines": c.num_machines}),
+        (c.num_machines > 1 and not c.main_process_ip.strip(), "config.needs_main_ip", {}),
+        (c.num_machines > 1 and c.main_process_port == 0, "config.needs_main_port", {}),
+        (not 0 <= c.main_process_port <= 65535, "config.main_port_range", {"value": c.main_process_port}),
+        (c.deepspeed_stage not in (2, 3), "config.deepspeed_stage_range", {"value": c.deepspeed_stage}),
+        # bitsandbytes' 4/8-bit weights can't be sharded as we load them: each rank holds a whole quantized copy
+        (several and c.effective_quantization != "none" and c.distributed != "ddp", "config.quantized_needs_ddp",
+         {"strategy": c.distributed}),
+    ]
+    return [msg(key, **params) for failed, key, params in checks if failed]

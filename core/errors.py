@@ -49,7 +49,20 @@ class Busy(TuneLabError, RuntimeError):
     """Another job is using the machine; the message says which."""
 
 
-USER_ERRORS = (ConfigError, DataError, ModelError, ChatError, ExportError, Busy)
+class TrainingDiverged(TuneLabError, ArithmeticError):
+    """The loss or gradient became NaN/inf at `step`; the weights are still those of the step before."""
+
+    def __init__(self, step: int, value: str):
+        super().__init__(f"the loss became {value} at step {step}")
+        self.step, self.value = step, value
+
+
+class AccessDenied(TuneLabError, PermissionError):
+    """Something this user may not do here (another user's run, a path outside the allowed folders, remote
+    code without the owner's flag, a public demo's limit); the message says which and what the owner can set."""
+
+
+USER_ERRORS = (ConfigError, DataError, ModelError, ChatError, ExportError, Busy, AccessDenied)
 
 
 def is_out_of_memory(err: BaseException) -> bool:

@@ -7,6 +7,7 @@ last line (the app may have been killed mid-write).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -27,6 +28,7 @@ EVENT_TYPES = (
     "finished", "stopped", "failed",  # how the run ended
 )
 TERMINAL_TYPES = ("finished", "stopped", "failed")
+RESERVE_NAME, RESERVE_BYTES = ".space-reserve", 256 << 10
 
 
 class EventLog:
@@ -36,6 +38,9 @@ class EventLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self.reserve = self.path.parent / RESERVE_NAME
+        _make_reserve(self.reserve)
+        _end_torn_line(self.path)
 
     def append(self, type: str, **fields) -> dict:
         if type not in EVENT_TYPES:
@@ -43,14 +48,44 @@ class EventLog:
         event = {"type": type, "time": round(time.time(), 3), **fields}
         line = json.dumps(event, ensure_ascii=False, default=str)
         with self._lock:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                self._write(line)
+            except OSError as err:
+                # a full disk must not also silence how the run ended: free the reserve and write again
+                if err.errno != errno.ENOSPC or not self.reserve.exists():
+                    raise
+                self.reserve.unlink()
+                self._write(line)
         return event
+
+    def _write(self, line: str) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def read(self) -> list[dict]:
         return read_events(self.path)
+
+
+def _end_torn_line(path: Path) -> None:
+    """A killed writer may have left half a line: end it, so the next event starts a line of its own."""
+    try:
+        with open(path, "rb+") as fh:
+            if fh.seek(0, os.SEEK_END) and (fh.seek(-1, os.SEEK_END), fh.read(1))[1] != b"\n":
+                fh.write(b"\n")
+    except OSError:
+        return  # no log yet (or unwritable: append will say so)
+
+
+def _make_reserve(path: Path) -> None:
+    """A little space held back per run, given up when the disk fills so the last events still fit."""
+    if path.exists():
+        return
+    try:
+        path.write_bytes(b"\0" * RESERVE_BYTES)
+    except OSError:
+        path.unlink(missing_ok=True)  # already full: nothing to hold back
 
 
 def read_events(path: str | Path) -> list[dict]:
@@ -69,7 +104,7 @@ def iter_events(path: str | Path) -> Iterator[dict]:
                     event = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # half-written line from a killed process
-                if isinstance(event, dict) and "type" in event:
+                if isinstance(event, dict) and isinstance(event.get("type"), str):
                     yield event
     except FileNotFoundError:
         return

@@ -1,8 +1,10 @@
 """What this machine can do: device, fast dtypes, memory, CPU threads.
 
-Every "auto" choice in a run (precision, compute dtype, attention kernel,
-threads, optional GPU kernels) is made here, from the hardware, so a CPU never
-gets bf16 that it would run hundreds of times slower than fp32.
+Every "auto" choice in a run (attention kernel, threads, optional GPU kernels)
+is made here, from the hardware. Training precision is measured, not guessed
+from the CPU's name (core/plan/precision.py probes fp32 against bf16 on the
+model's own layer shapes); `resolve_precision` here is only the choice that
+needs no measurement (loading a model to chat with, merging).
 
 CPU threads are measured, not assumed: on a machine whose cores are busy with
 other work, an OpenMP op split over every core waits for the slowest
@@ -18,6 +20,7 @@ import functools
 import gc
 import importlib.util
 import os
+import platform
 import sys
 import time
 from collections.abc import Callable
@@ -55,12 +58,41 @@ def cuda_bf16() -> bool:
 
 
 def resolve_precision(requested: str) -> str:
-    """Turn 'auto' into fp32/fp16/bf16 for this hardware."""
+    """Turn 'auto' into fp32/fp16/bf16 without measuring (training measures: core.plan.precision)."""
     if requested != "auto":
         return requested
     if device_type() == "cuda":
         return "bf16" if cuda_bf16() else "fp16"
-    return "fp32"  # bf16/fp16 matmuls on common CPUs are far slower than fp32
+    return "fp32"  # the CPU default until a probe says otherwise: bf16 is 5x faster on some CPUs, 600x slower on others
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model_name() -> str:
+    """The CPU's model name as the kernel reports it (lscpu's "Model name"), or the platform's guess."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo), empty where the kernel doesn't list them."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's bf16 instruction sets (avx512_bf16, amx_bf16): a hint only; the probe decides."""
+    return sorted(f for f in cpu_flags() if "bf16" in f)
 
 
 def torch_dtype(precision: str) -> torch.dtype:

@@ -29,7 +29,7 @@ from huggingface_hub import snapshot_download
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-from core import hardware, home
+from core import hardware, home, runs
 from core.config import DEFAULT_MODEL, RunConfig
 from core.errors import ModelError
 from core.messages import Msg, msg
@@ -161,15 +161,19 @@ def _convert_gguf(source: Path, filename: str, target: Path) -> None:
     save_folder(model, tokenizer, target)
 
 
-def save_folder(model, tokenizer, target: Path) -> None:
+def save_folder(model, tokenizer, target: Path, state_dict: dict | None = None) -> None:
     """model + tokenizer saved as a from_pretrained folder: written beside it, then renamed into place,
-    so a full disk or a kill mid-write never leaves a half-written folder under the real name."""
+    so a full disk or a kill mid-write never leaves a half-written folder under the real name.
+    `state_dict`: the weights gathered from several processes (FSDP/DeepSpeed), else the model's own."""
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    try:
+        model.save_pretrained(tmp, **({"state_dict": state_dict} if state_dict is not None else {}))
+        tokenizer.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk: give the space back, the old copy stays
+        raise
+    runs.replace_folder(tmp, target)  # the old copy is deleted only once the new one is in place
 
 
 def load_tokenizer(config: RunConfig, token: str | None = None, progress: Progress | None = None):
@@ -184,7 +188,7 @@ def load_tokenizer(config: RunConfig, token: str | None = None, progress: Progre
     return tokenizer
 
 
-def quantization_config(config: RunConfig) -> BitsAndBytesConfig | None:
+def quantization_config(config: RunConfig, dtype: torch.dtype | None = None) -> BitsAndBytesConfig | None:
     mode = config.effective_quantization
     if mode == "none":
         return None
@@ -194,25 +198,29 @@ def quantization_config(config: RunConfig) -> BitsAndBytesConfig | None:
         load_in_4bit=True,
         bnb_4bit_quant_type=config.quant_type,
         bnb_4bit_use_double_quant=config.double_quant,
-        bnb_4bit_compute_dtype=hardware.torch_dtype(config.compute_dtype if config.compute_dtype != "auto" else config.precision),
+        bnb_4bit_compute_dtype=hardware.torch_dtype(config.compute_dtype) if config.compute_dtype != "auto"
+        else (dtype or hardware.torch_dtype(config.precision)),
     )
 
 
-def load_base(config: RunConfig, token: str | None = None, progress: Progress | None = None, quantize: bool = True):
-    """The base model, quantized as configured, on the best device."""
+def load_base(config: RunConfig, token: str | None = None, progress: Progress | None = None, quantize: bool = True,
+              dtype: torch.dtype | None = None):
+    """The base model, quantized as configured, on the best device; `dtype` is the measured training precision's
+    (core.plan.precision.decide), else the one that needs no measurement."""
     path = resolve(config.model, progress)
     if progress:
         progress(msg("model.loading", model=config.model))
     kwargs = dict(
-        dtype=hardware.torch_dtype(config.precision),
+        dtype=dtype or hardware.torch_dtype(config.precision),
         token=token,
         trust_remote_code=config.trust_remote_code,
         attn_implementation=hardware.attention_implementation(),
     )
-    qconfig = quantization_config(config) if quantize else None
+    qconfig = quantization_config(config, dtype) if quantize else None
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-        kwargs["device_map"] = {"": 0} if hardware.device_type() == "cuda" else {"": "cpu"}
+        # the current GPU: each rank of a multi-GPU run has set its own (core/train/worker.py)
+        kwargs["device_map"] = {"": torch.cuda.current_device()} if hardware.device_type() == "cuda" else {"": "cpu"}
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as err:

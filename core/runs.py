@@ -7,14 +7,24 @@ after a page reload, in a second browser or after an app restart.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
 import re
+import shutil
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import home
+import yaml
+
+from core import devicelock, home
+from core.access.ownership import owner_of
 from core.errors import ConfigError
-from core.events import TERMINAL_TYPES, read_events
+from core.events import TERMINAL_TYPES
 from core.messages import message_of, msg
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -75,12 +85,15 @@ class RunSummary:
     evals: list = field(default_factory=list)      # eval events
     samples: list = field(default_factory=list)    # sample events
     notices: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)   # notices that flag a likely fault (shown apart, in red)
     progress: str = ""
     last_checkpoint: str = ""
     has_adapter: bool = False
     has_merged: bool = False
     preparing: bool = False            # a live run loading its model or data: no training step yet
     resumable: bool = False            # interrupted or stopped: Resume continues it
+    owner: str = ""                    # who started it (core.access.ownership); '' = the CLI or before accounts
+    elsewhere: dict = field(default_factory=dict)  # pid/host/since of the process training it, if not this one
     _stepped: bool = field(default=False, repr=False, compare=False)  # a step logged since the latest (re)start
 
     @property
@@ -90,19 +103,208 @@ class RunSummary:
 
 def summarize(path: Path, active: bool = False) -> RunSummary:
     """Rebuild a run's state from its event log; `active` when a live job owns it."""
-    summary = RunSummary(name=path.name, path=path)
-    for event in read_events(path / "events.jsonl"):
-        _apply(summary, event)
+    if not active:
+        recover_folder(path / "adapter")  # a save killed between its two renames: put the old copy back
+        recover_folder(path / "merged")
+    summary = _replayed(path)
     summary.has_adapter = (path / "adapter" / "adapter_config.json").exists()
     summary.has_merged = (path / "merged" / "config.json").exists()
     if summary.status == "unknown" and summary.progress:  # still preparing (loading the model or data)
         summary.status = "running"
+    summary.owner = owner_of(path)
+    holder = None if active else devicelock.holder_of_run(path.name, path.parent)
+    if holder:  # another process trains it: not "interrupted", and not resumable from here
+        summary.status = "elsewhere"
+        summary.elsewhere = {"pid": holder.pid, "host": holder.host, "since": holder.since}
+        summary.message = msg("runs.elsewhere", pid=holder.pid, host=holder.host,
+                              since=time.strftime("%H:%M:%S", time.localtime(holder.since)))
     if summary.status == "running" and not active:
         summary.status = "interrupted"
         summary.message = summary.message or msg("runs.interrupted")
     summary.preparing = summary.status == "running" and not summary._stepped  # running implies active here
     summary.resumable = summary.status in RESUMABLE
     return summary
+
+
+# --- reading events.jsonl once: each call reads only the lines added since the last ----------------------
+@dataclass
+class _Replay:
+    summary: RunSummary
+    offset: int = 0          # bytes of complete lines applied so far
+    stamp: tuple = ()        # (inode, size, mtime_ns) when last read: unchanged means nothing to read
+
+
+_replays: OrderedDict[Path, _Replay] = OrderedDict()  # least recently read first
+_replay_lock = threading.Lock()
+CACHED_EVENTS = 400_000  # logged points kept in memory over all cached runs (~0.5 KB each); the oldest runs go first
+
+
+def _replayed(path: Path) -> RunSummary:
+    """The run's state from its events, cached per run: the UI's timer (every tab, every 1.5 s) and the
+    runs table read only what was appended since, so a tick costs O(new events), not O(run length)."""
+    events = path / "events.jsonl"
+    with _replay_lock:
+        try:
+            st = events.stat()
+        except FileNotFoundError:
+            _replays.pop(path, None)
+            return RunSummary(name=path.name, path=path)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = _replays.get(path)
+        if cached is None or cached.stamp[:1] != stamp[:1] or st.st_size < cached.offset:
+            cached = _replays[path] = _Replay(RunSummary(name=path.name, path=path))  # new or rewritten file
+        if cached.stamp != stamp:
+            _read_new(events, cached)
+            cached.stamp = stamp
+        _replays.move_to_end(path)
+        _evict()
+        s = cached.summary
+        # a copy: the cached lists keep growing while the caller draws this one
+        return dataclasses.replace(s, logs=list(s.logs), evals=list(s.evals), samples=list(s.samples),
+                                   notices=list(s.notices), warnings=list(s.warnings))
+
+
+def _evict() -> None:
+    """Forget the least recently read runs while the cache holds more than CACHED_EVENTS points (never the last)."""
+    held = sum(len(r.summary.logs) + len(r.summary.evals) for r in _replays.values())
+    while held > CACHED_EVENTS and len(_replays) > 1:
+        _, oldest = _replays.popitem(last=False)
+        held -= len(oldest.summary.logs) + len(oldest.summary.evals)
+
+
+def _read_new(events: Path, replay: _Replay) -> None:
+    with open(events, "rb") as fh:
+        fh.seek(replay.offset)
+        data = fh.read()
+    end = data.rfind(b"\n") + 1  # a torn last line waits until its newline is written
+    replay.offset += end
+    for line in data[:end].splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # half-written line from a killed process
+        if well_formed(event):
+            _apply(replay.summary, event)
+
+
+# The fields each event type must carry for the summary to use it; an event without them is skipped like a torn line.
+_REQUIRED = {"started": ("time",), "log": ("step",), "eval": ("step", "val_loss"),
+             "sample": ("step", "prompt", "answer"), "finished": ("time",), "stopped": ("time",),
+             "failed": ("time",), "resumed": (), "progress": (), "checkpoint": (), "notice": ()}
+_NUMBER_FIELDS = ("time", "step", "val_loss", "total_steps")
+
+
+def well_formed(event) -> bool:
+    """True for a JSON object of a known type with the fields its type needs, numbers where numbers go."""
+    if not isinstance(event, dict) or event.get("type") not in _REQUIRED:
+        return False
+    if any(name not in event for name in _REQUIRED[event["type"]]):
+        return False
+    for name in _NUMBER_FIELDS:
+        value = event.get(name)
+        if name in event and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return False
+    if "step" in event and not isinstance(event["step"], int):
+        return False
+    loss = event.get("loss")
+    return loss is None or (isinstance(loss, (int, float)) and not isinstance(loss, bool))
+
+
+# --- saving a folder so that a kill at any moment leaves a usable copy ------------------------------------
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the finished folder `new` in place of `target`: the old copy is renamed aside first and
+    deleted only after the new one is in place, so a kill between the renames leaves `target.prev`,
+    which `recover_folder` (called by every reader) puts back."""
+    prev = target.with_name(target.name + ".prev")
+    shutil.rmtree(prev, ignore_errors=True)
+    if target.exists():
+        os.replace(target, prev)
+    os.replace(new, target)
+    shutil.rmtree(prev, ignore_errors=True)
+
+
+def recover_folder(target: Path) -> bool:
+    """Undo a replace_folder that was interrupted between its renames; True when the old copy was put back."""
+    prev = target.with_name(target.name + ".prev")
+    if target.exists() or not prev.exists():
+        return False
+    try:
+        os.replace(prev, target)
+    except OSError:
+        return False
+    return True
+
+
+# --- uploads: one copy per content, gone with their run or after an age -------------------------------------
+UPLOAD_MAX_AGE_DAYS = 7.0  # TUNELAB_UPLOAD_MAX_AGE_DAYS: an upload no run uses is deleted after this
+_IN_USE = ".in-use.json"   # the uploads some run used at the last prune: one that loses its run goes at once
+
+
+def store_upload(src: Path, folder: Path) -> Path:
+    """Keep an uploaded file in `folder` once per content: the same bytes under any name are one file."""
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:8]
+    for existing in folder.glob(f"*-{digest}{src.suffix.lower()}"):
+        if existing.is_file() and existing.read_bytes() == src.read_bytes():
+            os.utime(existing)  # used again: young again
+            return existing
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{safe_name(src.stem) or 'data'}-{digest}{src.suffix.lower()}"
+    shutil.copyfile(src, target)
+    return target
+
+
+def prune_uploads(root: Path | None = None, max_age_days: float | None = None) -> list[Path]:
+    """Delete uploads no run's config uses any more: at once when the run that used one was deleted,
+    otherwise once older than the age (TUNELAB_UPLOAD_MAX_AGE_DAYS). Returns what was deleted."""
+    root = root or runs_root()
+    folder = root / "uploads"
+    if not folder.is_dir():
+        return []
+    if max_age_days is None:
+        raw = os.environ.get("TUNELAB_UPLOAD_MAX_AGE_DAYS", "")
+        max_age_days = float(raw) if raw.replace(".", "", 1).isdigit() else UPLOAD_MAX_AGE_DAYS
+    used = _datasets_of_runs(root)
+    marker = folder / _IN_USE
+    try:
+        was_used = set(json.loads(marker.read_text()))
+    except (OSError, ValueError):
+        was_used = set()
+    cutoff, removed = time.time() - max_age_days * 86400, []
+    for path in folder.rglob("*"):
+        key = str(path.resolve())
+        if not path.is_file() or path.name == _IN_USE or key in used:
+            continue
+        if key in was_used or path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    try:
+        marker.write_text(json.dumps(sorted(used)))
+    except OSError:
+        pass  # a full disk: pruning again later is harmless
+    return removed
+
+
+def _datasets_of_runs(root: Path) -> set[str]:
+    """The resolved dataset paths that the runs' config.yaml files name."""
+    found = set()
+    for config in root.glob("*/config.yaml"):
+        try:
+            dataset = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("dataset", "")
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue
+        if isinstance(dataset, str) and dataset and not dataset.startswith("builtin:"):
+            found.add(str(Path(dataset).expanduser().resolve()))
+    return found
+
+
+def merged_is_stale(run: Path) -> bool:
+    """True when merged/ was built from an older adapter than adapter/ (a run resumed or retrained since):
+    export must rebuild it before a zip or a push (core/infer/export.py)."""
+    merged, adapter = run / "merged" / "config.json", run / "adapter"
+    weights = [p for p in adapter.glob("adapter_model.*")] if adapter.exists() else []
+    if not merged.exists() or not weights:
+        return False
+    return max(p.stat().st_mtime_ns for p in weights) > merged.stat().st_mtime_ns
 
 
 def _apply(s: RunSummary, event: dict) -> None:
@@ -133,6 +335,8 @@ def _apply(s: RunSummary, event: dict) -> None:
         s.last_checkpoint = event.get("path", "")
     elif kind == "notice":
         s.notices.append(message_of(event))
+        if event.get("warning"):  # e.g. a sudden loss collapse (core.train.checkpoints.LossWatch)
+            s.warnings.append(message_of(event))
     elif kind in TERMINAL_TYPES:
         s.status, s.ended_at = kind, event["time"]
         s.message = message_of(event)

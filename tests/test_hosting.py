@@ -23,7 +23,7 @@ from tests.paths import ROOT
 
 SPACE_HOST = "owner-tunelab.hf.space"
 # Variables of this machine that would change what is tested (a pod, a laptop's own choices, sign-in).
-NOT_PASSED = ("TUNELAB_RUNS_DIR", "TUNELAB_HOST", "TUNELAB_PORT", "TUNELAB_AUTH", "TUNELAB_LANG", "HF_HOME",
+NOT_PASSED = ("TUNELAB_RUNS_DIR", "TUNELAB_HOST", "TUNELAB_PORT", "TUNELAB_AUTH", "TUNELAB_USERS", "TUNELAB_LANG", "HF_HOME",
               "RUNPOD_POD_ID", "SYSTEM", "GRADIO_SHARE", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET",
               "OPENID_PROVIDER_URL", "OAUTH_SCOPES")
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 directly, whatever the machine says
@@ -94,8 +94,10 @@ def test_python_app_py_on_a_space(tmp_path, monkeypatch):
     port = _free_port()
     tunelab_home = tmp_path / "home"
     env = {name: value for name, value in os.environ.items() if name not in NOT_PASSED}
-    env.update({"SPACE_ID": "owner/tunelab", "SPACE_HOST": SPACE_HOST, "GRADIO_SERVER_NAME": "0.0.0.0",
-                "GRADIO_SERVER_PORT": str(port), "TUNELAB_HOME": str(tunelab_home), "TUNELAB_CACHE": cache,
+    # a public demo Space: open without a login by the owner's choice (otherwise the app refuses to start)
+    env.update({"TUNELAB_PUBLIC_DEMO": "1", "SPACE_ID": "owner/tunelab", "SPACE_HOST": SPACE_HOST,
+                "GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": str(port), "TUNELAB_HOME": str(tunelab_home),
+                "TUNELAB_CACHE": cache,
                 "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
@@ -108,7 +110,7 @@ def test_python_app_py_on_a_space(tmp_path, monkeypatch):
         status, page = _get(f"http://127.0.0.1:{port}/")
         assert status == 200 and "<html" in page.lower()
         status, config = _get(f"http://127.0.0.1:{port}/config")
-        assert status == 200 and "persistent storage" in config and "TUNELAB_AUTH" in config  # the note, the banner
+        assert status == 200 and "persistent storage" in config and "Demo mode" in config  # the two notes
         assert (tunelab_home / "runs").is_dir()
         assert f"Open TuneLab at https://{SPACE_HOST}" in printed and f"Open TuneLab at http://127.0.0.1:{port}" in printed
         assert "Open TuneLab at http://0.0.0.0" not in printed

@@ -3,6 +3,12 @@
 The dataset fields it shows (dataset, config, split, format, question/answer
 columns) are RunConfig fields put into the shared form, so what is checked
 here is exactly what the Train tab trains on.
+
+Before core reads anything, the config passes core.access: a dataset path or
+model folder typed here must lie inside the folders the owner allows
+(TUNELAB_DATA_DIRS, the built-in data, this user's uploads; symlinks resolved),
+remote code needs the owner's --allow-remote-code, and a public demo's limits
+hold. Uploads are kept per user (uploads/<user>/), capped in size and count.
 """
 from __future__ import annotations
 
@@ -14,9 +20,13 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from core import runs
+from core import access, runs
+from core.access import User
 from core.config import DEFAULT_DATASET
+from core.errors import AccessDenied
+from core.messages import join, msg
 from ui.form import config_from_values
+from ui.identity import user_of
 from ui.preview import bubbles_html, data_report, highlighted_value
 from ui.strings import localize, t
 from ui.widgets import error_md, field_widget, form_values, friendly
@@ -41,16 +51,29 @@ class DataTab:
         """Connect the check button once every form widget exists (the Train tab adds most)."""
         lang = self.lang
 
-        def run_check(data: dict):
-            return check_data(form_values(form, data), data[token], lang)
+        def run_check(data: dict, request: gr.Request, profile: gr.OAuthProfile | None):
+            try:
+                user = user_of(request, profile)
+            except AccessDenied as err:
+                return error_md(t("data_problem", lang), friendly(err, lang)), "", None, None, None
+            return check_data(form_values(form, data), data[token], lang, user)
+
+        def on_upload(path: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
+            try:
+                return save_upload(path, user_of(request, profile))
+            except AccessDenied as err:
+                gr.Warning(friendly(err, lang))
+                return gr.skip()
 
         inputs = {*form.values(), token}
         self.check.click(run_check, inputs, self.outputs)
         # a new file or the demo again: check it straight away
-        self.upload.upload(_save_upload, self.upload, form["dataset"]).then(run_check, inputs, self.outputs)
+        self.upload.upload(on_upload, self.upload, form["dataset"]).then(run_check, inputs, self.outputs)
+        def after_source(data: dict, request: gr.Request, profile: gr.OAuthProfile | None):
+            return run_check(data, request, profile) if data[self.source] == "demo" else (gr.skip(),) * 5
+
         self.source.input(_source_changed, self.source, self.source_outputs).then(
-            lambda data: run_check(data) if data[self.source] == "demo" else (gr.skip(),) * 5,
-            {*inputs, self.source}, self.outputs)
+            after_source, {*inputs, self.source}, self.outputs)
         self.loaders.append((run_check, inputs, self.outputs))
 
 
@@ -91,24 +114,40 @@ def _source_changed(source: str):
     return (dataset, gr.update(visible=hub), gr.update(visible=hub), gr.update(visible=up))
 
 
-def _save_upload(path: str | None) -> str:
-    """Keep the upload next to the runs (gradio's temp files vanish), named by its content."""
+def save_upload(path: str | None, user: User) -> str:
+    """Keep the upload in this user's uploads folder (gradio's temp files vanish), named by its content.
+
+    AccessDenied when the file is over the size limit or the user has uploaded the most files kept.
+    """
     if not path:
         return gr.skip()
-    src = Path(path)
+    src, limits = Path(path), access.current().limits
+    size_mb = src.stat().st_size / 2**20
+    if size_mb > limits.upload_mb:
+        raise AccessDenied(msg("access.upload_too_big", size=f"{size_mb:.1f}", limit=limits.upload_mb))
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:8]
-    folder = runs.runs_root() / "uploads"
+    folder = access.uploads_dir(user)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{runs.safe_name(src.stem) or 'data'}-{digest}{src.suffix.lower()}"
     if not target.exists():
+        if sum(1 for p in folder.iterdir() if p.is_file()) >= limits.uploads_per_user:
+            raise AccessDenied(msg("access.upload_count", limit=limits.uploads_per_user))
         shutil.copyfile(src, target)
     return str(target)
 
 
-def check_data(values: dict, token: str, lang: str) -> tuple:
-    """(summary markdown, preview html, token view, histogram, token statistics); errors become one red box."""
+def check_data(values: dict, token: str, lang: str, user: User | None = None) -> tuple:
+    """(summary markdown, preview html, token view, histogram, token statistics); errors become one red box.
+
+    `user` (from the browser; None only for the owner's own calls) must be allowed to read the paths typed.
+    """
     try:
         config = config_from_values(values)
+        # what reading the data depends on (the model's tokenizer, the paths); steps and batch matter at Start
+        problems = [p for p in access.check_config(config) if p.key in ("access.remote_code_off", "access.demo_model")]
+        problems += access.check_local_paths(config, user) if user else []
+        if problems:
+            raise AccessDenied(join(problems))
         report, examples = data_report(config, token or None)
     except Exception as err:  # any bad file or setting: a sentence, not a traceback
         return error_md(t("data_problem", lang), friendly(err, lang)), "", None, None, None

@@ -9,13 +9,23 @@ login needed locally. Anything reachable from other computers without a login
 gets a loud warning on stderr and a red banner in the page. Once the server is
 up it prints the addresses to open (`public_urls`: this machine, a RunPod
 pod's proxy, a Space's own address). On a Space whose disk is wiped on
-restart, a calm note says so on stderr and in the page. Gradio may serve
-files only from the runs folder (core.home decides where it is); uploads are
-capped. Ctrl-C, or SIGTERM (docker stop, a pod's Stop, a Space restart), stops a
-training run cleanly (what was learned is saved).
+restart, a calm note says so on stderr and in the page. Ctrl-C, or SIGTERM
+(docker stop, a pod's Stop, a Space restart), stops a training run cleanly
+(what was learned is saved).
+
+Safety: anything others can reach (not loopback, or --share) needs a login
+(accounts from TUNELAB_USERS / TUNELAB_AUTH, or Hugging Face sign-in limited to
+TUNELAB_HF_USERS) or the owner's --public-demo; otherwise the app refuses to
+start with one line saying how to add one. Logins go through `LoginGate`: a
+growing delay per source address and user after each failure. Gradio serves no
+folder of ours (no runs, no uploads); a download is handed out per request.
+The owner's choices (--allow-remote-code, --public-demo) become the
+core.access policy every browser action is checked against.
 """
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import html
 import os
 import signal
@@ -23,7 +33,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from core import home, runs
+from core import access, home, runs
+from core.access import Accounts, LoginThrottle, Policy
 from core.messages import localize, msg
 from ui import build_app, identity
 from ui.strings import t
@@ -34,8 +45,8 @@ if TYPE_CHECKING:  # the engine (torch) loads only once the arguments are known 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 ALL_ADDRESSES = ("0.0.0.0", "::", "")  # every interface: this machine opens it at its loopback address
 DEFAULT_PORT = 7860
-MAX_UPLOAD = "200mb"
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
+_login_source: contextvars.ContextVar[str] = contextvars.ContextVar("login_source", default="?")
 
 
 def listen_address(flag_host: str | None = None, flag_port: int | str | None = None) -> tuple[str, int]:
@@ -101,63 +112,105 @@ def storage_notice(lang: str = "en") -> str:
     return t("host.storage_lost", lang) if home.storage_is_lost_on_restart() else ""
 
 
-def parse_auth(auth: str | None) -> tuple[str, str] | None:
-    """'USER:PASS' -> (user, pass); '' -> None. Raises ValueError with a plain message."""
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise ValueError(msg("bad_auth"))
-    return user, password
-
-
-def exposure_warning(host: str, auth: tuple | None, share: bool, lang: str = "en") -> str:
-    """The warning for a setup others can reach without a login, or '' when it is safe."""
-    if auth:
+def exposure_refusal(host: str, login: bool, share: bool, demo: bool = False, lang: str = "en") -> str:
+    """The one line refusing a setup others could reach without a login, or '' when it may start."""
+    if login or demo:
         return ""
     if share:
-        return t("banner_share", lang)
+        return t("access.share_needs_login", lang)
     if host not in LOCAL_HOSTS:
-        # on a Space the fix is a secret in its settings, not a restart with a flag
-        return t("host.banner_space", lang) if home.on_space() else t("banner_open", lang, host=host)
+        return t("access.exposed_needs_login", lang, host=host)
     return ""
 
 
+class LoginGate:
+    """gradio's auth (`check`): the accounts' check behind a growing delay per source address and user.
+
+    A try during the wait after a failure is refused unchecked; each failure also sleeps its delay
+    (asynchronously: other visitors are not held up), so guessing gets no faster with more requests.
+    """
+
+    def __init__(self, accounts: Accounts, throttle: LoginThrottle | None = None):
+        self.accounts, self.throttle = accounts, throttle or LoginThrottle()
+
+    async def check(self, username: str, password: str) -> bool:
+        """What gradio calls: a coroutine *function* (gradio tests inspect.iscoroutinefunction; an object with
+        an async __call__ would hand it an un-awaited coroutine, which is truthy: everyone would be let in)."""
+        source = _login_source.get()
+        if self.throttle.wait_left(source, username) > 0:
+            await asyncio.sleep(self.throttle.wait_left(source, username))
+            return False
+        ok = await asyncio.to_thread(self.accounts.check, username, password)  # scrypt: off the event loop
+        if ok:
+            self.throttle.succeeded(source, username)
+            return True
+        await asyncio.sleep(self.throttle.failed(source, username))
+        return False
+
+
+class LoginSource:
+    """ASGI middleware: the client's address, for LoginGate (gradio passes it only the name and password).
+
+    The socket's peer is used, never X-Forwarded-For, which a guesser could vary at will; behind a
+    proxy that makes the delay per user.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        client = scope.get("client") if scope.get("type") == "http" else None
+        reset = _login_source.set(client[0] if client else "?")
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _login_source.reset(reset)
+
+
 def launch(host: str | None = None, port: int | None = None, auth: str | None = None, share: bool = False,
-           lang: str = "en") -> int:
+           lang: str = "en", public_demo: bool = False, allow_remote_code: bool = False) -> int:
     """Build the app, queue it, serve it until Ctrl-C; returns the process exit code.
 
     host/port None: decided by `listen_address` (environment, platform). auth None: TUNELAB_AUTH
-    (how a Space secret arrives).
+    (how a Space secret arrives) and TUNELAB_USERS. Exposed without a login or --public-demo: exit 2.
     """
     try:
         host, port = listen_address(host, port)
-        credentials = parse_auth(os.environ.get("TUNELAB_AUTH", "") if auth is None else auth)
-    except ValueError as err:
+        accounts = access.load_accounts(auth)
+    except ValueError as err:  # a bad port, --auth, or TUNELAB_USERS file: one line
         print(t("error_line", lang, message=localize(err.args[0], lang)), file=sys.stderr)
         return EXIT_BAD_INPUT
-    warning = exposure_warning(host, credentials, share, lang)
-    if warning:
-        bar = "!" * 78
-        print(f"\n{bar}\n{warning}\n{bar}\n", file=sys.stderr, flush=True)
+    if auth:
+        print(t("access.auth_in_argv", lang), file=sys.stderr, flush=True)
+    policy = Policy.from_flags(allow_remote_code=allow_remote_code, public_demo=public_demo)
+    access.configure(policy)
+    sign_in = _sign_in(lang)
+    identity.configure(accounts, identity.hf_users_from_env(), demo=policy.public_demo)
+    refusal = exposure_refusal(host, identity.login_configured(), share, policy.public_demo, lang)
+    if refusal:
+        print(refusal, file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
     notice = storage_notice(lang)
     if notice:
         print(f"\n{notice}\n", file=sys.stderr, flush=True)
-    sign_in = _sign_in(lang)
 
     # the engine (torch, ~5 s) and gradio load only once the arguments are known to be good
+    from starlette.middleware import Middleware  # noqa: PLC0415 - with gradio, after the argument checks
+
     from core.train.manager import JobManager  # noqa: PLC0415 - torch/transformers, after the argument checks
     from ui.style import CSS, theme  # noqa: PLC0415 - gradio, after the argument checks
 
-    root = runs.runs_root()
-    root.mkdir(parents=True, exist_ok=True)
+    runs.runs_root().mkdir(parents=True, exist_ok=True)
     manager = JobManager()
-    app = build_app(manager, lang, banner=html.escape(warning), notice=html.escape(notice), sign_in=sign_in)
+    app = build_app(manager, lang, notice=html.escape(notice), sign_in=sign_in,
+                    demo=html.escape(demo_note(policy, lang)) if policy.public_demo else "")
     # One event of each kind at a time (a second Ask waits its turn); the timers opt out.
     app.queue(default_concurrency_limit=1, max_size=256)
     try:
-        app.launch(server_name=host, server_port=port, auth=credentials, share=bool(share),
-                   auth_message=t("subtitle", lang), allowed_paths=[str(root)], max_file_size=MAX_UPLOAD,
+        # no allowed_paths: gradio serves none of our folders; files are handed out per request
+        app.launch(server_name=host, server_port=port, auth=LoginGate(accounts).check if accounts else None,
+                   share=bool(share), auth_message=t("subtitle", lang), max_file_size=f"{policy.limits.upload_mb}mb",
+                   app_kwargs={"middleware": [Middleware(LoginSource)]},
                    theme=theme(), css=CSS, show_error=False, ssr_mode=False, mcp_server=False,
                    enable_monitoring=False, run_history=False, footer_links=[], quiet=False,
                    prevent_thread_lock=True)  # returns once it serves, so the addresses print after gradio's line
@@ -172,6 +225,11 @@ def launch(host: str | None = None, port: int | None = None, auth: str | None = 
     finally:
         _stop_training(manager, lang)
     return EXIT_OK
+
+
+def demo_note(policy: Policy, lang: str = "en") -> str:
+    """The visible "demo mode" note: what a visitor may do here."""
+    return t("access.demo_note", lang, models=", ".join(policy.demo_models), steps=policy.demo_max_steps)
 
 
 def print_urls(host: str, port: int, lang: str = "en") -> None:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import html
 import time
 
+import numpy as np
 import pandas as pd
 
 from core.runs import RunSummary
 from ui.strings import localize, t
 
 STATUS_COLORS = {"running": "#1d4ed8", "preparing": "#6d28d9", "finished": "#15803d", "stopped": "#b45309",
-                 "failed": "#b91c1c", "interrupted": "#b45309", "unknown": "#475569"}
+                 "failed": "#b91c1c", "interrupted": "#b45309", "unknown": "#475569", "elsewhere": "#0e7490"}
+MAX_POINTS = 2000  # per curve sent to the page (min and max of each bucket kept: see downsample)
 STATUS_ICONS = {"running": "●", "preparing": "◌", "finished": "✓", "stopped": "■", "failed": "✗",
-                "interrupted": "⚠", "unknown": "·"}
+                "interrupted": "⚠", "unknown": "·", "elsewhere": "◆"}
 
 
 def display_status(summary: RunSummary | None) -> str:
@@ -37,12 +39,33 @@ def loss_frame(summary: RunSummary | None, lang: str = "en") -> pd.DataFrame:
     train, val = t("series_train", lang), t("series_val", lang)
     rows = []
     if summary is not None:
-        rows += [(e["step"], e["loss"], train) for e in summary.logs if e.get("loss") is not None]
-        rows += [(e["step"], e["val_loss"], val) for e in summary.evals if e.get("val_loss") is not None]
+        points = [(e["step"], e["loss"]) for e in summary.logs if e.get("loss") is not None]
+        rows += [(step, loss, train) for step, loss in downsample(points)]
+        points = [(e["step"], e["val_loss"]) for e in summary.evals if e.get("val_loss") is not None]
+        rows += [(step, loss, val) for step, loss in downsample(points)]
     present = {series for _, _, series in rows}
     rows += [(None, None, series) for series in (train, val) if series not in present]
     frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
     return frame.astype({"step": "Int64", "loss": "Float64", "series": "string"})
+
+
+def downsample(points: list[tuple[int, float]], limit: int = MAX_POINTS) -> list[tuple[int, float]]:
+    """At most `limit` points of a curve: per bucket of neighbouring steps its lowest and highest loss
+    (in step order), plus the first and last point, so spikes and collapses stay visible however long
+    the run, and the page receives a few thousand points instead of every step."""
+    if len(points) <= limit:
+        return points
+    steps = np.fromiter((p[0] for p in points), dtype=np.int64, count=len(points))
+    losses = np.fromiter((p[1] for p in points), dtype=np.float64, count=len(points))
+    edges = np.linspace(0, len(points), limit // 2 + 1).astype(np.int64)
+    keep = {0, len(points) - 1}
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b > a:
+            part = losses[a:b]
+            keep.add(int(a + part.argmin()))
+            keep.add(int(a + part.argmax()))
+    chosen = sorted(keep)
+    return list(zip(steps[chosen].tolist(), losses[chosen].tolist()))
 
 
 def duration(seconds: float | None) -> str:
@@ -64,7 +87,9 @@ def status_html(summary: RunSummary | None, lang: str = "en") -> str:
     detail = summary.progress if state in ("preparing", "running") and summary.progress else summary.message
     detail = localize(detail, lang)  # core writes English plus a message key; the key picks our language
     notices = "".join(f'<div class="tl-notice">{t("notices", lang)}: {html.escape(localize(n, lang))}</div>'
-                      for n in summary.notices[-2:])
+                      for n in summary.notices[-2:] if n not in summary.warnings)
+    notices += "".join(f'<div class="tl-notice tl-warning" style="color:#b91c1c">{html.escape(localize(w, lang))}</div>'
+                       for w in summary.warnings[-1:])
     return (f'<div class="tl-status" style="--c:{STATUS_COLORS[state]}" data-status="{state}">'
             f'<span class="tl-badge">{STATUS_ICONS[state]} {t("status_" + state, lang)}</span>'
             f'<span class="tl-run">{html.escape(summary.name)}</span>'
@@ -116,12 +141,13 @@ def samples_html(summary: RunSummary | None, lang: str = "en") -> str:
 
 def runs_frame(summaries: list[RunSummary], lang: str = "en") -> pd.DataFrame:
     """The past-runs table, newest first (each summary knows whether its run is live)."""
-    cols = [t(k, lang) for k in ("col_run", "col_status", "col_steps", "col_loss", "col_model", "col_started")]
+    cols = [t(k, lang) for k in ("col_run", "col_status", "col_steps", "col_loss", "col_model", "col_started",
+                                 "access.col_owner")]
     rows = []
     for s in summaries:
         loss = s.last_log.get("loss")
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.started_at)) if s.started_at else ""
         rows.append([s.name, t("status_" + display_status(s), lang),
                      f"{s.step}/{s.total_steps}", f"{loss:.3f}" if isinstance(loss, (int, float)) else "",
-                     s.model, started])
+                     s.model, started, s.owner])
     return pd.DataFrame(rows, columns=cols)

@@ -7,6 +7,9 @@ comes from (its package, or the Hugging Face Hub on a Space).
 The simple view holds the settings most people change; every other RunConfig
 field is generated into accordions by section. The live part (status, loss
 curve, metrics, sample answers) is redrawn by a gr.Timer from the run's files.
+Every handler asks ui.identity who is behind the request, so each user sees and
+acts on their own runs only (an admin on all); "trust remote code" is in the
+form only when the owner started the app with --allow-remote-code.
 """
 from __future__ import annotations
 
@@ -14,16 +17,20 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from core import access
+from core.access import User
 from core.config import DEFAULT_MODEL, RunConfig
+from core.errors import AccessDenied
 from core.train.manager import JobManager
 from ui import train_actions as act
 from ui.form import SIMPLE_FIELDS, advanced_fields, initial_values, preset_choices, preset_values
-from ui.identity import who
+from ui.identity import user_of
 from ui.live import runs_frame
 from ui.strings import field_label, t
-from ui.widgets import field_widget, form_values
+from ui.widgets import error_md, field_widget, form_values, friendly
 
 TICK_SECONDS = 1.5
+NOBODY = User("")  # not signed in: sees no run
 MODEL_CHOICES = [DEFAULT_MODEL, "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct",
                  "meta-llama/Llama-2-7b-hf", "EleutherAI/polyglot-ko-12.8b"]
 
@@ -38,7 +45,7 @@ class TrainTab:
 def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> TrainTab:
     # The page opens on the preset that fits this machine, its values in the form as if it had been picked.
     opening, note = act.opening_preset(lang)
-    initial = initial_values(opening)
+    initial = demo_values(initial_values(opening))
     with gr.Row():
         preset = gr.Dropdown([(t("preset_none", lang), "")] + preset_choices(), value=opening, label=t("preset", lang),
                              info=note or None, elem_id="preset", scale=2)
@@ -105,24 +112,53 @@ def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> T
           trigger_mode="always_last", show_progress="hidden")
 
     def on_start(data: dict, request: gr.Request, profile: gr.OAuthProfile | None):
-        return act.start(manager, form_values(form, data), data[token], who(request, profile), lang)
+        try:
+            user = user_of(request, profile)
+        except AccessDenied as err:
+            return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
+        return act.start(manager, form_values(form, data), data[token], user, lang)
 
     def on_resume(name: str, tok: str, request: gr.Request, profile: gr.OAuthProfile | None):
-        return act.resume(manager, name, tok, who(request, profile), lang)
+        try:
+            user = user_of(request, profile)
+        except AccessDenied as err:
+            return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
+        return act.resume(manager, name, tok, user, lang)
+
+    def on_stop(request: gr.Request, profile: gr.OAuthProfile | None):
+        try:
+            return act.stop(manager, lang, user_of(request, profile))
+        except AccessDenied as err:
+            return error_md(t("stop", lang), friendly(err, lang))
+
+    def on_show(name: str, request: gr.Request, profile: gr.OAuthProfile | None):
+        user = viewer(request, profile)
+        return (*act.render(manager, name, lang, user), act.signature(manager, name, user))
+
+    def on_tick(name: str, sig: str, k: str, request: gr.Request, profile: gr.OAuthProfile | None):
+        return act.tick(manager, name, sig, k, lang, viewer(request, profile))
+
+    def on_refresh(name: str, request: gr.Request, profile: gr.OAuthProfile | None):
+        user = viewer(request, profile)
+        return act.run_picker(manager, lang, name, user), _table(manager, lang, user)
+
+    def on_use(name: str, request: gr.Request, profile: gr.OAuthProfile | None):
+        return act.settings_of(manager, name, lang, names, viewer(request, profile))
+
+    def on_load(request: gr.Request, profile: gr.OAuthProfile | None):
+        return _on_load(manager, lang, viewer(request, profile))
 
     start.click(on_start, inputs, [action, run_shown], concurrency_limit=None)
-    stop.click(lambda: act.stop(manager, lang), None, action, concurrency_limit=None)
+    stop.click(on_stop, None, action, concurrency_limit=None)
     resume.click(on_resume, [run_shown, token], [action, run_shown], concurrency_limit=None)
-    run_shown.change(lambda name: (*act.render(manager, name, lang), act.signature(manager, name)),
-                     run_shown, [*shown, last_sig], show_progress="hidden", concurrency_limit=None)
-    timer.tick(lambda name, sig, k: act.tick(manager, name, sig, k, lang), [run_shown, last_sig, known],
-               [*shown, last_sig, known, run_shown], show_progress="hidden", concurrency_limit=None)
-    refresh.click(lambda name: (act.run_picker(manager, lang, name), _table(manager, lang)), run_shown,
-                  [run_shown, table], concurrency_limit=None)
+    run_shown.change(on_show, run_shown, [*shown, last_sig], show_progress="hidden", concurrency_limit=None)
+    timer.tick(on_tick, [run_shown, last_sig, known], [*shown, last_sig, known, run_shown], show_progress="hidden",
+               concurrency_limit=None)
+    refresh.click(on_refresh, run_shown, [run_shown, table], concurrency_limit=None)
     table.select(_pick_row, None, run_shown)
-    use_settings.click(lambda name: act.settings_of(manager, name, lang, names), run_shown, [*fields, action])
+    use_settings.click(on_use, run_shown, [*fields, action])
 
-    loaders = [(lambda: _on_load(manager, lang), None, [run_shown, table, known, *shown, last_sig]),
+    loaders = [(on_load, None, [run_shown, table, known, *shown, last_sig]),
                (check_settings, {*fields, data_stats}, check)]
     return TrainTab(token=token, run_shown=run_shown, loaders=loaders)
 
@@ -137,8 +173,34 @@ def _advanced(form: dict, lang: str, initial: dict) -> gr.Textbox:
             for i in range(0, len(names), 3):
                 with gr.Row():
                     for name in names[i:i + 3]:
-                        form[name] = field_widget(name, lang, value=initial[name])
+                        form[name] = field_widget(name, lang, value=initial[name], **_hidden(name))
     return token
+
+
+def demo_values(values: dict) -> dict:
+    """In a public demo the page opens inside the demo's caps (steps, length, batch), so Start works as it is."""
+    policy = access.current()
+    if not policy.public_demo:
+        return values
+    steps = values.get("max_steps") or 0
+    return {**values, "max_steps": steps if 0 < steps <= policy.demo_max_steps else policy.demo_max_steps,
+            "max_length": min(values["max_length"], policy.demo_max_length),
+            "batch_size": min(values["batch_size"], policy.demo_max_batch), "grad_accum": 1}
+
+
+def _hidden(name: str) -> dict:
+    """trust_remote_code is not offered (and stays False) unless the owner allowed remote code."""
+    if name == "trust_remote_code" and not access.current().allow_remote_code:
+        return {"visible": False, "interactive": False}
+    return {}
+
+
+def viewer(request: gr.Request, profile=None) -> User:
+    """Who is looking: a signed-out visitor sees no run (actions say "sign in first")."""
+    try:
+        return user_of(request, profile)
+    except AccessDenied:
+        return NOBODY
 
 
 def _source_update(model: str, lang: str):
@@ -152,12 +214,13 @@ def _pick_row(evt: gr.SelectData):
     return row[0] if row else gr.skip()
 
 
-def _table(manager: JobManager, lang: str):
-    return runs_frame(manager.list_runs(), lang)
+def _table(manager: JobManager, lang: str, user: User | None = None):
+    return runs_frame(manager.list_runs(user), lang)
 
 
-def _on_load(manager: JobManager, lang: str) -> tuple:
-    """Page load: show the live run (or the newest), fill the runs table."""
-    name = act.initial_run(manager)
-    return (act.run_picker(manager, lang, name), _table(manager, lang), ",".join(act.run_names(manager)),
-            *act.render(manager, name, lang), act.signature(manager, name))
+def _on_load(manager: JobManager, lang: str, user: User | None = None) -> tuple:
+    """Page load: show this user's live run (or their newest), fill the runs table with theirs."""
+    name = act.initial_run(manager, user)
+    return (act.run_picker(manager, lang, name, user), _table(manager, lang, user),
+            ",".join(act.run_names(manager, user)), *act.render(manager, name, lang, user),
+            act.signature(manager, name, user))

@@ -45,11 +45,14 @@ def error_md(title: str, message: str) -> str:
     return f'<div class="tl-error"><b>{html.escape(title, quote=False)}:</b> {html.escape(message, quote=False)}</div>'
 
 
-def run_choices(manager, lang: str, usable_only: bool = True, base_option: bool = False) -> list[tuple[str, str]]:
-    """(label, run name) for the run pickers; usable = has an adapter or a merged model, not training."""
+def run_choices(manager, lang: str, usable_only: bool = True, base_option: bool = False,
+                who=None) -> list[tuple[str, str]]:
+    """(label, run name) for the run pickers; usable = has an adapter or a merged model, not training.
+
+    `who` (a core.access.User) limits them to the runs that user may see; None lists every run."""
     choices = [(t("base_only", lang), "")] if base_option else []
     active = manager.active_names()
-    for s in manager.list_runs():
+    for s in manager.list_runs(who):
         if usable_only and (s.name in active or not (s.has_adapter or s.has_merged)):
             continue
         choices.append((f"{s.name}  ·  {t('status_' + s.status, lang) if s.status != 'unknown' else ''}", s.name))

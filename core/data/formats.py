@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from core.config import RunConfig
+from core.data.limits import limits
 from core.errors import DataError, RowProblem
 from core.messages import Msg, msg
 
@@ -64,6 +65,7 @@ class Layout:
     columns: dict = field(default_factory=dict)  # part (conversation|prompt|input|response|system|text) -> column
     markers: tuple = ("<usr>", "<bot>")
     notes: list = field(default_factory=list)
+    max_turns: int = field(default_factory=lambda: limits().max_turns)  # read once per file, not per row
 
     def describe(self) -> Msg:
         parts = [msg("data.layout_part", part=_part_name(part), column=col) for part, col in self.columns.items()]
@@ -291,7 +293,7 @@ def _as_turns(value) -> list | None:
     if isinstance(value, str) and value.lstrip().startswith("["):
         try:  # conversations stored as JSON text, e.g. in a CSV export
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's limit
             return None
     return value if isinstance(value, list) else None
 
@@ -308,6 +310,7 @@ def _from_conversation(row: dict, layout: Layout) -> dict:
     turns = _as_turns(row.get(column))
     if turns is None:
         raise RowProblem(msg("data.drop.not_turns", column=column))
+    _check_turns(len(turns), layout)
     messages = []
     for turn in turns:
         if not isinstance(turn, dict):
@@ -339,6 +342,7 @@ def _from_markers(row: dict, layout: Layout) -> dict:
     user, bot = layout.markers
     names = {user: "user", bot: "assistant", **{m: "system" for m in SYSTEM_MARKERS}}
     pieces = re.split("(" + "|".join(re.escape(m) for m in names) + ")", text)
+    _check_turns(len(pieces) // 2, layout)
     # Text before the first marker is a preamble ("Below is a conversation…"): keep it as the system message.
     messages = [{"role": "system", "content": pieces[0].strip()}] if pieces[0].strip() else []
     for marker, content in zip(pieces[1::2], pieces[2::2]):
@@ -349,6 +353,13 @@ def _from_markers(row: dict, layout: Layout) -> dict:
 def _from_text(row: dict, layout: Layout) -> dict:
     column = layout.columns["text"]
     return {"text": _text(row.get(column), column)}
+
+
+def _check_turns(n: int, layout: Layout) -> None:
+    """Drop a conversation with more turns than the limit: tokenizing renders it once per reply."""
+    limit = layout.max_turns
+    if n > limit:
+        raise RowProblem(msg("data.drop.too_many_turns", limit=f"{limit:,}"))
 
 
 def _checked(example: dict) -> dict:

@@ -11,11 +11,23 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
+import time
 from pathlib import Path
 
 from core.config import RunConfig
+from core.data.limits import (
+    BadLine,
+    DataLimits,
+    check_file_size,
+    check_row_count,
+    limits,
+    read_json_document,
+    read_json_file,
+    sliced_range,
+)
 from core.errors import DataError
 from core.messages import Msg, msg
 
@@ -30,6 +42,7 @@ UNSUPPORTED = {".xlsx": msg("data.kind.excel"), ".xls": msg("data.kind.excel"), 
 # What a JSON document holds instead of records, for the message that says so.
 JSON_KINDS = {str: msg("data.json_kind.text"), int: msg("data.json_kind.number"), float: msg("data.json_kind.number"),
               bool: msg("data.json_kind.bool"), list: msg("data.json_kind.list")}
+_HEAD_SLICE = re.compile(r"^\s*([\w.-]+)\s*\[\s*:\s*(\d+)\s*\]\s*$")  # 'train[:100]': the first N rows
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _HEAD_BYTES = 1 << 16
 
@@ -46,7 +59,7 @@ def load_rows(config: RunConfig, token: str | None = None) -> list[dict]:
         return _load_file(BUILTINS[source], "train")
     path = Path(source).expanduser()
     if path.is_file():
-        return _load_file(path, split)
+        return _cached_file(path, split)
     if path.is_dir():
         return _load_folder(path, config, token)
     if path.suffix.lower() in {**FILE_BUILDERS, **UNSUPPORTED} or source.startswith((".", "/", "~")) \
@@ -58,6 +71,22 @@ def load_rows(config: RunConfig, token: str | None = None) -> list[dict]:
 
 
 # --- files -------------------------------------------------------------------------
+_last_read: dict = {}  # the one file read last: {"key": (path, size, mtime, split, limits), "rows": [...], "at": t}
+_CACHE_SECONDS = 120.0
+
+
+def _cached_file(path: Path, split: str) -> list[dict]:
+    """The rows of a file, read once for a data check (preview and pre-flight both ask) while it is unchanged."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, split, limits())
+    if _last_read.get("key") == key and time.monotonic() - _last_read["at"] < _CACHE_SECONDS:
+        return list(_last_read["rows"])
+    _last_read.clear()  # the old rows go before the new ones are read: one copy in memory
+    rows = _load_file(path, split)
+    _last_read.update(key=key, rows=rows, at=time.monotonic())
+    return list(rows)
+
+
 def _load_file(path: Path, split: str) -> list[dict]:
     import datasets  # noqa: PLC0415 - datasets takes ~2 s to import; only needed when a file is read
 
@@ -66,24 +95,27 @@ def _load_file(path: Path, split: str) -> list[dict]:
         kind = UNSUPPORTED.get(suffix) or (msg("data.kind.other", suffix=suffix) if suffix else msg("data.kind.no_extension"))
         raise DataError(msg("data.unsupported_file", name=path.name, kind=kind))
     builder = FILE_BUILDERS[suffix]
+    lim = limits()
+    check_file_size(path, lim)
     head = _check_bytes(path, builder)
+    if builder == "json":
+        return _load_json(path, split, lim)
+    if builder == "parquet":
+        _check_parquet_rows(path, split, lim)  # from the footer: a million rows can hide in 5 KB
+    # CSV/TXT become an Arrow table first (compact); _rows counts it before it becomes Python dicts
     kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
     if builder == "csv":
         _check_csv_head(path, head, kwargs.get("delimiter", ","))
-    if builder == "json":
-        _check_json_nulls(path, head)
     if builder == "text":
         # Blank lines separate documents/conversations; without them every line is one.
         kwargs["sample_by"] = "paragraph" if b"\n\n" in head.replace(b"\r\n", b"\n") else "line"
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split=_file_split(split), **kwargs)
-        if suffix == ".json" and len(ds) == 1:
-            ds = _records_field(ds, path, split) or ds
     except DataError:
         raise
     except Exception as err:  # datasets raises many kinds; the user needs one sentence
         raise DataError(_file_error(path, builder, err)) from None
-    return _rows(ds, path.name, split)
+    return _rows(ds, path.name, split, lim)
 
 
 def _file_split(split: str) -> str:
@@ -91,16 +123,70 @@ def _file_split(split: str) -> str:
     return "train" + split[split.index("["):] if "[" in split else "train"
 
 
-def _records_field(ds, path: Path, split: str):
-    """For {"data": [{...}, ...]}-style JSON, reload the list of records under its key."""
-    import datasets  # noqa: PLC0415 - datasets takes ~2 s to import; only needed when a file is read
+def _check_parquet_rows(path: Path, split: str, lim: DataLimits) -> None:
+    """Refuse a Parquet file with more rows than the limit (after the slice) from its footer alone."""
+    import pyarrow.parquet as pq  # noqa: PLC0415 - comes with datasets (slow import): Parquet files only
 
-    row = ds[0]
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception as err:  # a broken footer: datasets would fail the same way; say it once
+        raise DataError(msg("data.file_unreadable", name=path.name, builder="PARQUET", error=_first_line(err))) from None
+    check_row_count(sum(b - a for a, b in sliced_range(split, rows)), path.name, lim)
+
+
+def _load_json(path: Path, split: str, lim: DataLimits) -> list[dict]:
+    """JSON and JSONL read by Python's own parser within the limits (pyarrow's reader crashes on some files)."""
+    try:
+        rows = read_json_file(path, split, lim)
+        if rows is None:  # one document: a list of records, {"data": [...]}, or a single record
+            rows = _document_rows(read_json_document(path, lim), path, split, lim)
+        elif path.suffix.lower() == ".json" and len(rows) == 1:
+            rows = _records_field(rows[0], path, split, lim) or rows
+    except BadLine as bad:
+        raise DataError(msg("data.json_bad_line", name=path.name, line=bad.line, error=bad.error.msg,
+                            column=bad.error.colno)) from None
+    except UnicodeDecodeError as err:
+        raise DataError(_encoding_message(path.name, err.object[max(0, err.start - 64): err.end + 64])) from None
+    except ValueError as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(_json_problem(path) or msg("data.file_unreadable", name=path.name, builder="JSON",
+                                                   error=_first_line(err))) from None
+    if not rows:
+        raise DataError(msg("data.no_rows_in_split", name=path.name, split=split) if split != "train"
+                        else msg("data.no_rows", name=path.name))
+    return rows
+
+
+def _document_rows(document, path: Path, split: str, lim: DataLimits) -> list[dict]:
+    """The records of a whole JSON document, sliced; a plain sentence when it holds something else."""
+    if isinstance(document, dict):
+        return _records_field(document, path, split, lim) or [document]
+    items = document if isinstance(document, list) else [document]
+    position = next((i for i, x in enumerate(items, 1) if x is None), 0) if isinstance(document, list) else 0
+    if position:
+        raise DataError(msg("data.json_null_item", name=path.name, position=position))
+    inner = items[0] if items else None
+    if items and not isinstance(inner, dict) or not isinstance(document, list):
+        kind = JSON_KINDS.get(type(inner)) or msg("data.json_kind.null")
+        what = msg("data.json_list_of", kind=kind) if isinstance(document, list) else msg("data.json_single", kind=kind)
+        raise DataError(msg("data.json_not_records", name=path.name, what=what))
+    return _sliced(items, split, path, lim)
+
+
+def _records_field(row: dict, path: Path, split: str, lim: DataLimits) -> list[dict] | None:
+    """For {"data": [{...}, ...]}-style JSON, the list of records under its key (None for anything else)."""
     keys = [k for k, v in row.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
     # One conversation ({"messages": [{"role": ...}]}) has the same shape: leave it alone.
     if len(keys) != 1 or any(t in row[keys[0]][0] for t in ("role", "from")):
         return None
-    return datasets.load_dataset("json", data_files=str(path), field=keys[0], split=_file_split(split))
+    return _sliced(row[keys[0]], split, path, lim)
+
+
+def _sliced(items: list, split: str, path: Path, lim: DataLimits) -> list:
+    chosen = [x for a, b in sliced_range(split, len(items)) for x in items[a:b]]
+    check_row_count(len(chosen), path.name, lim)
+    return chosen
 
 
 def _check_bytes(path: Path, builder: str) -> bytes:
@@ -136,24 +222,6 @@ def _check_csv_head(path: Path, head: bytes, delimiter: str) -> None:
             sep = msg("data.sep.tab") if delimiter == "\t" else msg("data.sep.comma")
             raise DataError(msg("data.csv_extra_values", name=path.name, row=number, values=len(row), names=len(header),
                                 sep=sep))
-
-
-def _check_json_nulls(path: Path, head: bytes) -> None:
-    """Refuse records that are just `null`: pyarrow's JSON reader (used by datasets)
-    crashes the whole process, not with an exception, when a block starts with one."""
-    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-        try:
-            items = json.loads(path.read_text(encoding="utf-8-sig"))
-        except ValueError:
-            return  # not valid JSON: datasets fails cleanly and _json_problem explains
-        position = next((i for i, x in enumerate(items, 1) if x is None), 0) if isinstance(items, list) else 0
-        if position:
-            raise DataError(msg("data.json_null_item", name=path.name, position=position))
-        return
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip() == b"null":
-                raise DataError(msg("data.json_null_line", name=path.name, line=number))
 
 
 def _check_utf8(path: Path, head: bytes) -> None:
@@ -202,7 +270,7 @@ def _json_problem(path: Path) -> Msg | str:
         return ""
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     else:  # one valid JSON document that is not a table of records
         inner = document[0] if isinstance(document, list) and document else document
@@ -216,6 +284,8 @@ def _json_problem(path: Path) -> Msg | str:
             continue
         try:
             record = json.loads(line)
+        except RecursionError:
+            return ""  # too deep to say more; the limits module refuses such rows before this
         except ValueError as err:
             return msg("data.json_bad_line", name=path.name, line=number, error=err.msg, column=err.colno)
         if not isinstance(record, dict):
@@ -256,8 +326,13 @@ def _load_by_id(source: str, config: RunConfig, token: str | None):
     import datasets  # noqa: PLC0415 - datasets takes ~2 s to import; only needed when a dataset is loaded
 
     split = config.dataset_split.strip() or "train"
+    subset = config.dataset_config.strip() or None
+    head = _HEAD_SLICE.match(split)
     try:
-        return datasets.load_dataset(source, config.dataset_config.strip() or None, split=split, token=token or None)
+        if head:  # 'train[:100]': stream the first rows instead of downloading the whole split
+            rows = datasets.load_dataset(source, subset, split=head.group(1), token=token or None, streaming=True)
+            return list(itertools.islice(rows, int(head.group(2))))
+        return datasets.load_dataset(source, subset, split=split, token=token or None)
     except Exception as err:
         raise DataError(_dataset_error(source, split, config.dataset_config, err)) from None
 
@@ -272,7 +347,7 @@ def _dataset_error(source: str, split: str, subset: str, err: Exception) -> Msg:
         return msg("data.hub_not_found", source=source)
     if "couldn't reach" in low or kind in ("ConnectionError", "OfflineModeIsEnabled"):
         return msg("data.hub_offline", source=source)
-    if "unknown split" in low:
+    if "unknown split" in low or "bad split" in low and "available splits" in low:  # the second from streaming
         return _split_error(source, split, text)
     if "builderconfig" in low or "config name is missing" in low:
         return _config_error(source, subset, text)
@@ -289,7 +364,7 @@ def _dataset_error(source: str, split: str, subset: str, err: Exception) -> Msg:
 
 def _split_error(source: str, split: str, text: str) -> Msg:
     """An unknown split, with the splits the library listed (when it did)."""
-    found = re.search(r"one of (\[.*?\])", text)
+    found = re.search(r"(?:one of|available splits:) (\[.*?\])", text, re.I)
     if found:
         return msg("data.split_unknown_listed", split=split, source=source, splits=found.group(1))
     return msg("data.split_unknown", split=split, source=source)
@@ -308,10 +383,13 @@ def _config_error(source: str, subset: str, text: str) -> Msg:
 
 
 # --- helpers -------------------------------------------------------------------------
-def _rows(ds, name: str, split: str) -> list[dict]:
+def _rows(ds, name: str, split: str, lim: DataLimits | None = None) -> list[dict]:
     if len(ds) == 0:
         raise DataError(msg("data.no_rows_in_split", name=name, split=split) if split != "train"
                         else msg("data.no_rows", name=name))
+    check_row_count(len(ds), name, lim or limits())  # counted in Arrow, before a dict is made per row
+    if isinstance(ds, list):  # streamed rows (a Hub slice): already dicts
+        return ds
     try:
         return ds.to_list()
     except UnicodeDecodeError as err:  # pyarrow keeps invalid UTF-8 in JSON strings until they are read

@@ -4,7 +4,11 @@
               manager releases it before a run trains
 - `generate`  streaming and batched generation; base and tuned answers from one loaded model
 - `evaluate`  held-out questions asked to base and tuned, with progress as (done, total)
-- `export`    merge the adapter into the base, the model card, a zip, a Hub push
+- `export`    merge the adapter into the base (half precision), GGUF + Ollama, a zip, a Hub push
+- `gguf`      a merged Llama-family model written as GGUF (f16, q8_0, q4_0), its metadata read back
+- `ollama`    the Modelfile: TEMPLATE derived from the chat template, stop words, system prompt
+- `parity`    the exported GGUF answering the same prompts as the merged model, token by token
+- `modelcard` the Hub model card (ModelCard/ModelCardData) with the loss curve and the evaluation
 """
 from core.infer.chat import get_base_model, get_chat_model, release
 from core.infer.evaluate import evaluate_run

@@ -7,13 +7,15 @@ and Resume alike), so training never shares the device with a chat model.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
+import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from core import runs
+from core import hardware, runs
 from core.config import RunConfig
 from core.data.tokenize import apply_template_choice
 from core.errors import ChatError
@@ -24,7 +26,7 @@ from core.models import load_base, load_tokenizer
 class ChatModel:
     """The model for one run: base + adapter (LoRA runs) or the saved full model."""
 
-    def __init__(self, run_dir: Path, progress=None):
+    def __init__(self, run_dir: Path, progress=None, token: str | None = None):
         self.run_dir = run_dir
         self.config = RunConfig.load_yaml(run_dir / "config.yaml")
         self.lock = threading.Lock()
@@ -33,7 +35,7 @@ class ChatModel:
             if not (adapter / "adapter_config.json").exists():
                 raise ChatError(msg("infer.no_adapter_yet", run=run_dir.name))
             self.tokenizer = AutoTokenizer.from_pretrained(adapter)
-            base = load_base(self.config, progress=progress)
+            base = load_base(self.config, token, progress=progress)  # the user's token: gated bases load too
             if len(self.tokenizer) > base.get_input_embeddings().num_embeddings:
                 base.resize_token_embeddings(len(self.tokenizer))
             self.model = PeftModel.from_pretrained(base, adapter)
@@ -43,19 +45,27 @@ class ChatModel:
             if not (merged / "config.json").exists():
                 raise ChatError(msg("infer.no_model_yet", run=run_dir.name))
             self.tokenizer = AutoTokenizer.from_pretrained(merged)
-            self.model = AutoModelForCausalLM.from_pretrained(merged)
+            self.model = load_full_model(merged)
             self.has_base = False
         self.model.eval()
+
+
+def load_full_model(folder: Path):
+    """A fully fine-tuned model on the best device (the GPU when there is one, in its fast half precision)."""
+    device = hardware.device_type()
+    dtype = torch.float32 if device == "cpu" else hardware.torch_dtype("auto")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    return model if device == "cpu" else model.to(device)
 
 
 class BaseOnly:
     """The base model alone, for chatting before any run exists."""
 
-    def __init__(self, config: RunConfig, progress=None):
+    def __init__(self, config: RunConfig, progress=None, token: str | None = None):
         self.config = config
-        self.tokenizer = load_tokenizer(config, progress=progress)
+        self.tokenizer = load_tokenizer(config, token, progress=progress)
         apply_template_choice(self.tokenizer, config.chat_template)
-        self.model = load_base(config, progress=progress).eval()
+        self.model = load_base(config, token, progress=progress).eval()
         self.lock = threading.Lock()
         self.has_base = False
 
@@ -73,18 +83,23 @@ def _cached(key: tuple, load):
         return _cache["model"]
 
 
-def get_chat_model(run_name: str, progress=None) -> ChatModel:
-    """The loaded model for a run, reusing the one already in memory (reloaded when its adapter changed)."""
+def get_chat_model(run_name: str, progress=None, token: str | None = None) -> ChatModel:
+    """The loaded model for a run, reusing the one already in memory (reloaded when its adapter changed).
+
+    `token` is the Hub token of the person asking (their browser session's, or HF_TOKEN in the CLI)."""
     path = runs.run_dir(run_name)
     saved = path / "adapter" if (path / "adapter").exists() else path / "merged"
     key = ("run", str(path), saved.stat().st_mtime if saved.exists() else 0)
-    return _cached(key, lambda: ChatModel(path, progress))
+    return _cached(key, lambda: ChatModel(path, progress, token))
 
 
-def get_base_model(model: str = "", progress=None) -> BaseOnly:
-    """A base model alone (the default one when `model` is empty), for chatting before any run exists."""
+def get_base_model(model: str = "", progress=None, token: str | None = None) -> BaseOnly:
+    """A base model alone (the default one when `model` is empty), for chatting before any run exists.
+
+    Cached per token too: a gated model one user's token opened is not handed to a user without one."""
     config = RunConfig(model=model.strip()) if (model or "").strip() else RunConfig()
-    return _cached(("base", config.model), lambda: BaseOnly(config, progress))
+    who = hashlib.sha256(token.encode()).hexdigest()[:12] if token else ""
+    return _cached(("base", config.model, who), lambda: BaseOnly(config, progress, token))
 
 
 def loaded() -> tuple | None:

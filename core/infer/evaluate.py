@@ -36,16 +36,16 @@ def is_correct(answer: str, expected: list[str]) -> bool:
 
 def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int = 0,
                  progress: Progress | None = None, max_new_tokens: int = 60,
-                 batch_size: int = 8) -> dict:
-    """{'total', 'base_correct', 'tuned_correct', 'base_share', 'tuned_share', 'rows'}."""
+                 batch_size: int = 8, token: str | None = None) -> dict:
+    """{'total', 'base_correct', 'tuned_correct', 'base_share', 'tuned_share', 'rows'}; `token`: the asker's Hub token."""
     questions = questions or load_questions()
     if limit:
         questions = questions[:limit]
     count = len(questions)
     loading = (lambda line: progress(0, count, line)) if progress else None  # the models' loading lines
-    chat = get_chat_model(run_name, progress=loading)
+    chat = get_chat_model(run_name, progress=loading, token=token)
     sampling = Sampling(max_new_tokens=max_new_tokens, temperature=0.0, repetition_penalty=1.0)
-    ask_base = _base_asker(chat, sampling, loading)
+    ask_base = _base_asker(chat, sampling, loading, token)
     rows = []
     with chat.lock:
         for first in range(0, len(questions), batch_size):
@@ -74,11 +74,11 @@ def _line(row: dict, done: int, total: int) -> str:
                question=row["question"])
 
 
-def _base_asker(chat, sampling: Sampling, progress) -> Callable[[list], list[str]]:
+def _base_asker(chat, sampling: Sampling, progress, token: str | None = None) -> Callable[[list], list[str]]:
     """How to get the base model's answers: the adapter switched off, or (full fine-tuning) the base loaded apart."""
     if chat.has_base:
         return lambda conversations: answer_batch(chat.model, chat.tokenizer, conversations,
                                                   [BASE] * len(conversations), sampling)
-    base = BaseOnly(chat.config, progress=progress)
+    base = BaseOnly(chat.config, progress=progress, token=token)
     return lambda conversations: answer_batch(base.model, base.tokenizer, conversations,
                                               ["default"] * len(conversations), sampling)

@@ -56,8 +56,8 @@ class _StopOnEvent(StoppingCriteria):
 class _RowStreamer(BaseStreamer):
     """Collects new tokens per batch row and hands out decoded text as it grows."""
 
-    def __init__(self, tokenizer, rows: int):
-        self.tokenizer, self.tokens = tokenizer, [[] for _ in range(rows)]
+    def __init__(self, tokenizer, rows: int, ends: list[int] | None = None):
+        self.tokenizer, self.tokens, self.ends = tokenizer, [[] for _ in range(rows)], ends
         self.prompt_seen, self.updates, self.done = False, threading.Condition(), False
 
     def put(self, value: torch.Tensor) -> None:
@@ -75,12 +75,12 @@ class _RowStreamer(BaseStreamer):
             self.updates.notify_all()
 
     def texts(self) -> list[str]:
-        return [_decode_answer(self.tokenizer, toks) for toks in self.tokens]
+        return [_decode_answer(self.tokenizer, toks, self.ends) for toks in self.tokens]
 
 
-def _decode_answer(tokenizer, tokens: list[int]) -> str:
-    """A row's new tokens as text, up to its first end-of-sequence token."""
-    ends = _eos_ids(tokenizer)
+def _decode_answer(tokenizer, tokens: list[int], ends: list[int] | None = None) -> str:
+    """A row's new tokens as text, up to its first end-of-sequence token (or pad)."""
+    ends = set(ends or []) | _eos_ids(tokenizer)
     cut = next((i for i, t in enumerate(tokens) if t in ends), len(tokens))
     # Byte-level tokenizers spell a Korean syllable in up to 3 tokens: a half-made one decodes as U+FFFD.
     return tokenizer.decode(tokens[:cut], skip_special_tokens=True).rstrip("\ufffd")
@@ -104,6 +104,18 @@ def _inference(model, adapters: list[str]) -> Iterator[dict]:
         model.train(was_training)
 
 
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Every token that ends an answer: the model's own EOS list (generation_config: Gemma-2 stops on
+    `<end_of_turn>` as well as `<eos>`), the tokenizer's EOS, and `<|im_end|>` when the tokenizer was given
+    a ChatML template. Passing only the tokenizer's EOS replaced the model's list and ran past end of turn."""
+    own = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = list(own) if isinstance(own, (list, tuple)) else ([own] if own is not None else [])
+    ids.append(tokenizer.eos_token_id)
+    if "<|im_end|>" in (getattr(tokenizer, "chat_template", None) or ""):
+        ids.append(tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
+
+
 def _eos_ids(tokenizer) -> set:
     ids = {tokenizer.eos_token_id}
     if tokenizer.pad_token_id is not None:
@@ -119,10 +131,11 @@ def stream(model, tokenizer, messages: list[dict], sampling: Sampling, adapters:
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     rows = len(adapters)
     inputs = {k: v.to(device).repeat(rows, 1) for k, v in prompt.items()}
-    streamer = _RowStreamer(tokenizer, rows)
+    ends = stop_token_ids(model, tokenizer)
+    streamer = _RowStreamer(tokenizer, rows, ends)
     kwargs = dict(**inputs, **sampling.generate_kwargs(), streamer=streamer,
                   stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                  pad_token_id=tokenizer.pad_token_id, eos_token_id=ends)
     errors: list[BaseException] = []
 
     def work():
@@ -172,10 +185,11 @@ def answer_batch(model, tokenizer, conversations: list[list[dict]], adapters: li
     texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
     inputs = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
                        add_special_tokens=False).to(device)
+    ends = stop_token_ids(model, tokenizer)
     with _inference(model, adapters) as extra:
         out = model.generate(**inputs, **sampling.generate_kwargs(), **extra,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    return [_decode_answer(tokenizer, row).strip() for row in out[:, inputs["input_ids"].shape[1]:].tolist()]
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=ends)
+    return [_decode_answer(tokenizer, row, ends).strip() for row in out[:, inputs["input_ids"].shape[1]:].tolist()]
 
 
 def compare(model, tokenizer, messages: list[dict], sampling: Sampling,

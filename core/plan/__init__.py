@@ -6,6 +6,8 @@
                  with what to change
 - `model_shape`  the model's sizes from its config alone (meta device: nothing is loaded or downloaded)
 - `speed`        the time per epoch, from this machine's measured speed
+- `precision`    which precision a run trains in (fp32, bf16 autocast, bf16 weights), measured on this machine
+                 with the model's layer shapes and cached: `decide(config)`; whether an explicit bf16/fp16 can run
 - `presets`      which preset fits this machine (the Train tab opens on it): `suggest(device, memory, folder)`
                  from each preset's `# fits:` line and the memory planner
 """

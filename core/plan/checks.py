@@ -7,9 +7,12 @@ Each problem names the setting, says what is wrong and what to do.
 """
 from __future__ import annotations
 
+import torch
+
 from core import hardware
 from core.config import RunConfig
 from core.messages import Msg, msg
+from core.plan import precision
 
 
 def check(config: RunConfig) -> list[Msg]:
@@ -20,11 +23,27 @@ def check(config: RunConfig) -> list[Msg]:
 def hardware_problems(c: RunConfig) -> list[Msg]:
     out = []
     device = hardware.device_type()
-    if device == "cpu" and c.precision in ("bf16", "fp16"):
-        out.append(msg("plan.precision_on_cpu", precision=c.precision))
-    if device == "cuda" and c.precision == "bf16" and not hardware.cuda_bf16():
-        out.append(msg("plan.no_bf16"))
+    # an explicit bf16/fp16 is refused only where this device measures unable to train in it
+    if (problem := precision.capability(c.precision)) is not None:
+        out.append(problem)
     needs_bnb = c.effective_quantization != "none" or "8bit" in c.optimizer or c.optimizer.startswith("paged")
     if needs_bnb and not hardware.has_package("bitsandbytes"):
         out.append(msg("plan.needs_bitsandbytes"))
+    return out + distributed_problems(c, device)
+
+
+def distributed_problems(c: RunConfig, device: str) -> list[Msg]:
+    """Several processes: enough GPUs on this machine, a strategy this device can run, deepspeed installed."""
+    if c.num_processes == 1 and c.num_machines == 1:
+        return []
+    out = []
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    if device == "cuda" and c.num_processes > gpus:
+        out.append(msg("plan.more_processes_than_gpus", processes=c.num_processes, gpus=gpus))
+    if device != "cuda" and c.distributed != "ddp":
+        out.append(msg("plan.strategy_needs_gpu", strategy=c.distributed))
+    if device == "mps":
+        out.append(msg("plan.no_multiprocess_mps"))
+    if c.distributed == "deepspeed" and not hardware.has_package("deepspeed"):
+        out.append(msg("plan.needs_deepspeed"))
     return out

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from core import hardware
 from core.config import RunConfig
 from core.messages import DEFAULT_LANG, Msg, join, localize, msg
+from core.plan import precision as precisions
 from core.plan.model_shape import Shape, read_model_config, shape_of
 from core.plan.speed import ANSWER_SHARE, seconds_per_epoch
 
@@ -128,16 +129,18 @@ def _reason(err: BaseException) -> str:
     return first if isinstance(first, Msg) else str(err)
 
 
-def _precision(config: RunConfig, device: str) -> str:
+def _precision(config: RunConfig, device: str, s: Shape | None = None) -> str:
     if config.precision != "auto":
         return config.precision
+    if s is not None and device == hardware.device_type() and (measured := precisions.planned(config, s)):
+        return measured  # what the run will train in here (core/plan/precision.py), once it has been measured
     if device == "cuda":
         return "bf16" if (device != hardware.device_type() or hardware.cuda_bf16()) else "fp16"
     return "fp32"
 
 
 def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> tuple[dict, list, int]:
-    precision = _precision(config, device)
+    precision = _precision(config, device, s)
     w = 4 if precision == "fp32" else 2       # bytes of a full-precision weight
     quant = config.effective_quantization
     lora = config.uses_lora

@@ -6,6 +6,8 @@
 - `trainer`      the training loop (packing without padding, loss only where trained, LoRA+, schedulers)
 - `fastpath`     the loop's fast paths (packed attention, fused LoRA, GPU kernels, compile), each measured
 - `checkpoints`  atomic, resumable checkpoints (adapter/model, optimizer, scheduler, RNG)
+- `distributed`  several processes/machines: the `accelerate launch` command, run as a child process group
+- `worker`       one rank of such a run (`python -m core.train.worker --run RUN`), the trainer under Accelerator
 """
 from core.train.job import TrainingJob
 from core.train.manager import JobManager

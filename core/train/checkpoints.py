@@ -7,6 +7,8 @@ a crash or a full disk mid-save leaves the previous checkpoint untouched.
 """
 from __future__ import annotations
 
+import array
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +19,7 @@ from peft import load_peft_weights, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 
 from core.config import RunConfig
+from core.messages import event_fields, msg
 
 KEEP_CHECKPOINTS = 2
 
@@ -29,20 +32,84 @@ def save_checkpoint(run_dir: Path, step: int, total: int, model, config: RunConf
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_trainable(model, tmp, config)
-    torch.save({**training_state, "rng": torch.get_rng_state()}, tmp / "training_state.pt")
+    torch.save({**training_state, **rng_state()}, tmp / "training_state.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, "total_steps": total}))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-KEEP_CHECKPOINTS]:
+    for old in checkpoint_folders(run_dir)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_folders(run_dir: Path) -> list[Path]:
+    """checkpoints/step-N folders, oldest first, ordered by N as a number (step-1000000 after step-999999)."""
+    found = []
+    for path in (run_dir / "checkpoints").glob("step-*"):
+        number = path.name.removeprefix("step-")
+        if number.isdigit() and path.is_dir():
+            found.append((int(number), path))
+    return [path for _, path in sorted(found)]
+
+
+def resumable_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints with their state file, newest first: Resume tries each until one loads."""
+    return [p for p in reversed(checkpoint_folders(run_dir)) if (p / "state.json").exists()]
+
+
+def data_fingerprint(train: list[dict], validation: list[dict]) -> str:
+    """A hash of the tokenized rows (ids and labels, in order): it changes with the data file and with
+    every setting that shapes the rows (template, max length, filters), and with nothing else."""
+    digest = hashlib.sha256()
+    for part in (train, validation):
+        for example in part:
+            digest.update(array.array("q", example["input_ids"]).tobytes())
+            digest.update(array.array("q", example["labels"]).tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()
+
+
+class LossWatch:
+    """Flags a sudden collapse of the training loss (a warning, not a stop).
+
+    A fall by more than 10x within a few logged steps, or a loss near zero while the
+    validation loss rises, is far more often a fault (a broken kernel, duplicated
+    answers, a learning rate far too high) than learning: users lost 16-hour QLoRA
+    runs to such a drop that a bitsandbytes upgrade cured.
+    """
+
+    WITHIN = 5          # logged points the fall is measured over
+    FACTOR = 10.0       # "an order of magnitude"
+    NEAR_ZERO = 0.01
+
+    def __init__(self, total_steps: int):
+        self.total = total_steps
+        self.recent: list[tuple[int, float]] = []
+        self.val_losses: list[float] = []
+        self.warned = False
+
+    def check(self, step: int, loss: float, log) -> bool:
+        """Record one logged loss; writes one warning notice the first time a collapse is seen."""
+        self.recent = (self.recent + [(step, loss)])[-(self.WITHIN + 1):]
+        if self.warned or len(self.recent) < 2:
+            return False
+        first_step, before = self.recent[0]
+        fell = before > 0.1 and loss < before / self.FACTOR and step >= max(10, self.total // 20)
+        vals = self.val_losses
+        overfit = loss < self.NEAR_ZERO and len(vals) >= 2 and vals[-1] > vals[-2]
+        if not (fell or overfit):
+            return False
+        self.warned = True
+        log.append("notice", warning=True, **event_fields(msg(
+            "train.loss_collapse", before=f"{before:.3f}", after=f"{loss:.4f}", steps=step - first_step, step=step)))
+        return True
 
 
 def load_checkpoint(path: Path, model, config: RunConfig) -> tuple[int, dict]:
     """Loads the trainable weights and RNG; returns (step, the optimizer/scheduler/scaler states)."""
     load_trainable(model, path, config)
-    state = torch.load(path / "training_state.pt", weights_only=False)
-    torch.set_rng_state(state["rng"])
+    # weights_only: the file holds tensors, numbers, strings and dicts only, so nothing in a checkpoint can run code
+    state = torch.load(path / "training_state.pt", weights_only=True)
+    restore_rng(state)
     return json.loads((path / "state.json").read_text())["step"], state
 
 
@@ -72,3 +139,17 @@ def _untie(state: dict) -> dict:
         seen[key] = k
         out[k] = v
     return out
+
+
+def rng_state() -> dict:
+    """The CPU RNG and, on a GPU machine, every GPU's (dropout masks on CUDA draw from the latter)."""
+    return {"rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def restore_rng(state: dict) -> None:
+    """Put back what rng_state saved; GPU states only where the same number of GPUs is visible."""
+    torch.set_rng_state(state["rng"])
+    cuda = state.get("cuda_rng")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)

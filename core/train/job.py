@@ -9,9 +9,12 @@ accumulation (same effective batch), then with gradient checkpointing.
 """
 from __future__ import annotations
 
+import errno
 import functools
+import sys
 import threading
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -20,12 +23,14 @@ from core import hardware, runs
 from core.config import RunConfig
 from core.data.pipeline import prepare
 from core.data.tokenize import apply_template_choice
-from core.errors import USER_ERRORS, ConfigError, is_out_of_memory
+from core.errors import USER_ERRORS, ConfigError, TrainingDiverged, is_out_of_memory
 from core.events import EventLog
-from core.infer.generate import Sampling, answer_batch, build_messages
+from core.infer.generate import Sampling, answer_batch, build_messages, stop_token_ids
 from core.messages import event_fields, join, msg
 from core.models import count_parameters, load_base, load_tokenizer, prepare_for_training, save_folder
+from core.plan import precision as precisions
 from core.plan.checks import check
+from core.train import checkpoints, distributed
 from core.train.trainer import Trainer
 
 PROBE_SAMPLING = Sampling(max_new_tokens=48, temperature=0, repetition_penalty=1.0)
@@ -53,6 +58,8 @@ class TrainingJob:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.outcome: str | None = None
+        self.workers = None  # with several processes: the `accelerate launch` child (core/train/distributed.py)
+        self._good_step = 0  # the step whose weights are safe on disk (named when the run fails)
         self.owner = ""  # who started it (login name), shown when a second Start is refused
 
     # -- public API -------------------------------------------------------
@@ -60,6 +67,7 @@ class TrainingJob:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.resuming:
             self.config.save_yaml(self.dir / "config.yaml")
+        runs.prune_uploads(self.root)  # after our config names its upload: only unused ones go
         self._progress(msg("job.preparing"))  # written before returning, so the run is listed at once
         self._thread = threading.Thread(target=self._run, name=f"train-{self.name}", daemon=True)
         self._thread.start()
@@ -92,20 +100,34 @@ class TrainingJob:
                     if not (is_out_of_memory(err) and config.oom_retry):
                         raise
                     config = self._smaller(config, err)
-        except USER_ERRORS as err:
-            self._fail(err.message)
         except Exception as err:
-            if is_out_of_memory(err):
-                self._fail(msg("error.out_of_memory"), err)
-            else:
-                self._fail(msg("job.failed", error=type(err).__name__, detail=str(err)[:300]), err)
+            self._record_failure(err)
         finally:
             hardware.release_memory()
+
+    def _record_failure(self, err: Exception) -> None:
+        """Write how a run that raised `err` ended, in plain words (each rank of a multi-process run too)."""
+        if isinstance(err, USER_ERRORS):
+            self._fail(err.message)
+        elif isinstance(err, TrainingDiverged):  # plain words, no traceback: the advice is the message
+            self._fail(msg("train.loss_nan", value=err.value, step=err.step, good=self._good_step))
+        elif isinstance(err, DataChanged):  # still resumable (stopped): put the old data back and Resume works
+            self.outcome = "stopped"
+            self.log.append("stopped", step=err.step, **event_fields(msg("job.data_changed")))
+        elif _disk_full(err):
+            self._fail(msg("job.disk_full", step=self._good_step), err)
+        elif is_out_of_memory(err):
+            self._fail(msg("error.out_of_memory"), err)
+        else:
+            self._fail(msg("job.failed", error=type(err).__name__, detail=str(err)[:300]), err)
 
     def _fail(self, message: str, err: BaseException | None = None) -> None:
         self.outcome = "failed"
         detail = "".join(traceback.format_exception(err))[-4000:] if err else ""
-        self.log.append("failed", **event_fields(message), detail=detail)
+        try:  # EventLog frees its reserve on a full disk; should even that fail, say it on the console
+            self.log.append("failed", **event_fields(message), detail=detail)
+        except OSError:
+            print(f"{self.name}: {message}", file=sys.stderr)
 
     def _smaller(self, config: RunConfig, err: BaseException) -> RunConfig:
         hardware.release_memory()
@@ -128,35 +150,61 @@ class TrainingJob:
         """A phase line; a Msg (from core.messages) also writes its key and params so the UI can translate it."""
         self.log.append("progress", **event_fields(message))
 
-    def _train_once(self, config: RunConfig) -> str:
-        hardware.set_cpu_threads()
-        torch.manual_seed(config.seed)
-        tokenizer = load_tokenizer(config, self.token, self._progress)
-        apply_template_choice(tokenizer, config.chat_template)
-        data = prepare(config, tokenizer, self.token, self._progress)
-        model = prepare_for_training(load_base(config, self.token, self._progress), tokenizer, config)
+    def _train_once(self, config: RunConfig, accelerator=None) -> str:
+        """Load, train, save. With several processes this thread starts them (core/train/distributed.py)
+        instead; each of them runs this again with its `accelerator` (core/train/worker.py)."""
+        if accelerator is None and distributed.is_distributed(config):
+            return distributed.run(self, config)
+        if accelerator is None:
+            hardware.set_cpu_threads()
+        torch.manual_seed(config.seed)  # the same LoRA initialisation on every rank
+        with accelerator.main_process_first() if accelerator else nullcontext():  # caches are written once
+            tokenizer = load_tokenizer(config, self.token, self._progress)
+            apply_template_choice(tokenizer, config.chat_template)
+            data = prepare(config, tokenizer, self.token, self._progress)
+        self._progress(msg("precision.measuring"))
+        decision = precisions.decide(config)  # measured on this machine (cached): the dtype to load the base in
+        self._progress(decision.reason)
+        model = prepare_for_training(load_base(config, self.token, self._progress, dtype=load_dtype(decision, config)),
+                                     tokenizer, config)
         # a partial, not a lambda: no closure keeps `model` alive past the `del` below
+        probe = functools.partial(self._probe, model, tokenizer, config)
+        if accelerator and config.distributed != "ddp":  # sharded weights: no rank can generate alone
+            probe = None
+            if config.probe_prompts:
+                self.log.append("notice", **event_fields(msg("job.no_probe_sharded", strategy=config.distributed)))
         trainer = Trainer(model, tokenizer, data.train, data.validation, config, self.log, self.dir,
-                          self._stop, probe=functools.partial(self._probe, model, tokenizer, config))
-        checkpoint = self._latest_checkpoint()
+                          self._stop, probe=probe, precision=decision, accelerator=accelerator)
+        self._check_same_data(data)
+        checkpoint = self._restore(trainer)
         trainable, total = count_parameters(model)
-        if checkpoint:
-            trainer.load_checkpoint(checkpoint)
-            self.log.append("resumed", step=trainer.step, total_steps=trainer.total, checkpoint=checkpoint.name)
+        self._good_step = trainer.step
+        if checkpoint or self._started_before():  # one curve: a resume never writes a second "started"
+            self.log.append("resumed", step=trainer.step, total_steps=trainer.total,
+                            checkpoint=checkpoint.name if checkpoint else "")
         else:
             self.log.append("started", model=config.model, method=config.method, total_steps=trainer.total,
-                            device=hardware.device_name(), precision=hardware.resolve_precision(config.precision),
+                            device=hardware.device_name(), precision=decision.mode,
                             trainable_params=trainable, total_params=total, data=data.stats,
-                            format=data.format)
+                            format=data.format, processes=trainer.world,
+                            distributed=config.distributed if trainer.world > 1 else "none")
+        self.log.append("notice", **event_fields(decision.reason), precision=decision.mode)  # what was picked, why
         try:
             outcome = trainer.train()
         except Exception as err:
-            # keep what was learned so far before reporting the failure
-            if trainer.step > 0 and not is_out_of_memory(err):
-                self._save_final(model, tokenizer, config)
+            # keep what was learned so far before reporting the failure (not half-NaN weights, not onto a full disk)
+            self._good_step = trainer.saved_step
+            # (with sharded weights saving needs every rank, and one has failed)
+            if trainer.step > 0 and not is_out_of_memory(err) and not _disk_full(err) and _finite(trainer.params) \
+                    and (accelerator is None or config.distributed == "ddp"):
+                self._save_final(model, tokenizer, config, trainer)
+                self._good_step = trainer.step
             raise
+        if outcome == "stopped" and trainer.step > trainer.saved_step:
+            trainer.save_checkpoint()  # Resume continues from exactly this step
+        self._good_step = trainer.saved_step
         self._progress(msg("job.saving_adapter" if config.uses_lora else "job.saving_model"))
-        self._save_final(model, tokenizer, config)
+        self._save_final(model, tokenizer, config, trainer)
         if outcome == "stopped":
             self.log.append("stopped", step=trainer.step,
                             **event_fields(msg("job.stopped", step=trainer.step, total=trainer.total)))
@@ -165,13 +213,45 @@ class TrainingJob:
         del trainer, model
         return outcome
 
-    def _save_final(self, model, tokenizer, config: RunConfig) -> None:
-        """adapter/ for LoRA runs, merged/ (a full model) for full fine-tuning; written then renamed."""
-        save_folder(model, tokenizer, self.dir / ("adapter" if config.uses_lora else "merged"))
+    def _save_final(self, model, tokenizer, config: RunConfig, trainer: Trainer | None = None) -> None:
+        """adapter/ for LoRA runs, merged/ (a full model) for full fine-tuning; written then renamed.
 
-    def _latest_checkpoint(self) -> Path | None:
-        found = sorted(p for p in (self.dir / "checkpoints").glob("step-*") if (p / "state.json").exists())
-        return found[-1] if found else None
+        With several processes rank 0 writes it: with DDP its own copy is the whole model; FSDP and
+        DeepSpeed first gather the sharded weights (every rank takes part).
+        """
+        target = self.dir / ("adapter" if config.uses_lora else "merged")
+        acc = trainer.acc if trainer else None
+        gathered = acc.get_state_dict(trainer.model) if acc and config.distributed != "ddp" else None
+        if acc and not acc.is_main_process:
+            return
+        if not config.uses_lora:  # the template's end-of-turn token stops generation with plain transformers too
+            model.generation_config.eos_token_id = stop_token_ids(model, tokenizer)
+        save_folder(model, tokenizer, target, state_dict=gathered)
+
+    def _restore(self, trainer: Trainer) -> Path | None:
+        """Load the newest checkpoint that reads; a corrupt one is skipped with a notice."""
+        for checkpoint in checkpoints.resumable_checkpoints(self.dir):
+            try:
+                trainer.load_checkpoint(checkpoint)
+                return checkpoint
+            except Exception as err:  # torn or corrupt files: any reader error
+                error = (str(err).splitlines() or [type(err).__name__])[0][:160]
+                self.log.append("notice", **event_fields(msg("job.checkpoint_skipped", name=checkpoint.name,
+                                                             error=error)))
+        trainer.step = 0
+        return None
+
+    def _started_before(self) -> bool:
+        return self.resuming and any(e["type"] == "started" for e in self.log.read())
+
+    def _check_same_data(self, data) -> None:
+        """A new run records its rows' fingerprint; a resume refuses when the rows are no longer the same."""
+        path = self.dir / "data.sha256"
+        fingerprint = checkpoints.data_fingerprint(data.train, data.validation)
+        if self.resuming and path.exists() and path.read_text().strip() != fingerprint:
+            raise DataChanged(runs.summarize(self.dir, active=True).step)
+        if not path.exists():
+            path.write_text(fingerprint + "\n")
 
     def _probe(self, model, tokenizer, config: RunConfig, step: int) -> None:
         """Ask the probe prompts and log the answers, so the UI can show learning as it happens."""
@@ -181,3 +261,25 @@ class TrainingJob:
         for prompt, text in zip(prompts, answers):
             self.log.append("sample", step=step, prompt=prompt, answer=text)
 
+
+def load_dtype(decision: precisions.Decision, config: RunConfig) -> torch.dtype:
+    """The dtype to load the base in. Full fine-tuning in fp16 keeps fp32 master weights under fp16
+    autocast: fp16 weights give fp16 gradients, which GradScaler.unscale_ refuses."""
+    dtype = decision.weights_dtype
+    return torch.float32 if dtype == torch.float16 and not config.uses_lora else dtype
+
+
+class DataChanged(Exception):
+    """Resume found other training rows than the run started with (`step`: where the run stands)."""
+
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step
+
+
+def _disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno == errno.ENOSPC
+
+
+def _finite(params) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in params)

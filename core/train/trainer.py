@@ -1,7 +1,7 @@
 """TuneLab's training loop: a plain PyTorch loop that does only useful work.
 
 Why not trl's SFTTrainer: at its defaults it turns on bf16 and gradient
-checkpointing even on CPUs where bf16 is ~600x slower, computes the output
+checkpointing even on CPUs where bf16 is slower (~600x on some), computes the output
 layer over every prompt token, pads batches and logs extra metrics each step
 (bench/throughput.py measures the difference). This loop
 - packs each micro-batch's examples into one row without padding (position ids
@@ -12,6 +12,8 @@ layer over every prompt token, pads batches and logs extra metrics each step
 - runs LoRA adapters through one autograd function (core/train/fastpath.py): dropout
   masks from 16-bit random draws kept as 1 byte, the layer input kept once
   for q/k/v and gate/up, scales folded into the small matrices,
+- trains in the precision measured fastest on this machine (core/plan/precision.py:
+  fp32, bf16 autocast, or a bf16 frozen base with fp32 adapters and optimizer state),
 - normalises the loss by trained tokens over the whole accumulated step,
 - picks its speed settings from the hardware: CPU threads measured against
   the machine's current load (re-measured every minute), fused AdamW, Liger
@@ -38,7 +40,10 @@ from transformers import get_scheduler
 from core import hardware
 from core.config import RunConfig
 from core.data.tokenize import IGNORE
+from core.errors import TrainingDiverged
 from core.events import EventLog
+from core.messages import event_fields, msg
+from core.plan import precision as precisions
 from core.train import checkpoints
 from core.train.fastpath import apply_gpu_kernels, compile_layers, fast_attention, fast_lora
 
@@ -53,14 +58,29 @@ def micro_batches(examples: list[dict], config: RunConfig, epoch: int) -> list[l
     return [[examples[i] for i in order[j: j + size]] for j in range(0, len(order), size)]
 
 
-def steps_per_epoch(n_examples: int, config: RunConfig) -> int:
-    return max(1, math.ceil(math.ceil(n_examples / config.batch_size) / config.grad_accum))
+def steps_per_epoch(n_examples: int, config: RunConfig, processes: int = 1) -> int:
+    """Optimizer steps per epoch: a step takes `grad_accum` micro-batches on each of `processes` ranks."""
+    return max(1, math.ceil(math.ceil(n_examples / config.batch_size) / (config.grad_accum * processes)))
 
 
-def total_steps(n_examples: int, config: RunConfig) -> int:
+def total_steps(n_examples: int, config: RunConfig, processes: int = 1) -> int:
     if config.max_steps > 0:
         return config.max_steps
-    return max(1, math.ceil(steps_per_epoch(n_examples, config) * config.epochs))
+    return max(1, math.ceil(steps_per_epoch(n_examples, config, processes) * config.epochs))
+
+
+def shard(group: list, rank: int, world: int) -> list[tuple]:
+    """This rank's share of one step's micro-batches, as (micro-batch, weight) pairs.
+
+    Rank r takes group[r::world], so over an epoch every example is trained once, by one
+    rank, in the same order as with one process. A rank left with fewer pads with the
+    group's first micro-batch at weight 0: every rank runs the same number of passes, so
+    the collectives of DDP/FSDP pair up, and the padding adds nothing to the gradient.
+    """
+    if world == 1:
+        return [(b, 1.0) for b in group]
+    mine = [(b, 1.0) for b in group[rank::world]]
+    return mine + [(group[0], 0.0)] * (math.ceil(len(group) / world) - len(mine))
 
 
 def collate(batch: list[dict], config: RunConfig, device: str) -> dict:
@@ -150,8 +170,16 @@ class Trainer:
 
     def __init__(self, model, tokenizer, train: list[dict], validation: list[dict], config: RunConfig,
                  log: EventLog, run_dir: Path, stop_event: threading.Event,
-                 probe: Callable[[int], None] | None = None):
-        self.model, self.tokenizer, self.config = model, tokenizer, config
+                 probe: Callable[[int], None] | None = None, precision: precisions.Decision | None = None,
+                 accelerator=None):
+        """`accelerator` (accelerate's Accelerator) when this is one rank of a multi-process run (core/train/worker.py)."""
+        self.acc = accelerator
+        self.rank, self.world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+        self.main = self.rank == 0
+        # Seeded here, before the job restores a checkpoint's RNG state: seeding in train() threw the restore away.
+        torch.manual_seed(config.seed + self.rank)
+        self.model = self.raw = model  # `raw`: the model itself; `model`: what trains (accelerate's wrapper)
+        self.tokenizer, self.config = tokenizer, config
         self.train_set, self.val_set = train, validation
         self.log, self.run_dir, self.stop_event, self.probe = log, run_dir, stop_event, probe
         self.device = next(model.parameters()).device.type
@@ -162,35 +190,41 @@ class Trainer:
             self.kernels += compile_layers(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.threads = torch.get_num_threads()
-        self.total = total_steps(len(train), config)
-        self.per_epoch = steps_per_epoch(len(train), config)
+        self.total = total_steps(len(train), config, self.world)
+        self.per_epoch = steps_per_epoch(len(train), config, self.world)
         self.optimizer = make_optimizer(model, config)
         self.scheduler = get_scheduler(config.scheduler, self.optimizer,
                                        num_warmup_steps=int(config.warmup_ratio * self.total),
                                        num_training_steps=self.total)
-        precision = hardware.resolve_precision(config.precision)
-        self.autocast = (torch.autocast(self.device, dtype=hardware.torch_dtype(precision))
-                         if self.device == "cuda" and precision != "fp32" else nullcontext())
-        self.scaler = torch.amp.GradScaler("cuda") if self.device == "cuda" and precision == "fp16" else None
-        self.step = 0
+        # measured per machine (core/plan/precision.py); the job passes what it loaded the model for
+        self.precision = precision or precisions.for_model(model, config)
+        cast = self.precision.autocast_dtype
+        self.autocast = torch.autocast(self.device, dtype=cast) if cast is not None else nullcontext()
+        self.scaler = torch.amp.GradScaler(self.device) if self.precision.mode == "fp16" else None
+        if accelerator:  # DDP/FSDP/DeepSpeed wrap the model; accelerate's own scaler handles fp16
+            self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
+            self.params = [p for p in self.model.parameters() if p.requires_grad]
+            self.scaler = None
+        self.step = self.saved_step = 0
+        self.loss_watch = checkpoints.LossWatch(self.total)
         every = config.eval_steps or max(1, self.total // 5)
         self.eval_every, self.save_every = every, config.save_steps or every
 
     # -- the loop ---------------------------------------------------------
     def train(self) -> str:
         """Runs to the end or until stopped; returns 'finished' or 'stopped'."""
-        torch.manual_seed(self.config.seed)
         self.model.train()
         self._tune_threads()
         start_step, window = self.step, _Window()
         start_time = time.time()
-        with fast_attention(self.model), fast_lora(self.model):
+        span = self.config.grad_accum * self.world  # one step's micro-batches, over every rank
+        with fast_attention(self.raw), fast_lora(self.raw):
             while self.step < self.total:
                 epoch = self.step // self.per_epoch
                 batches = micro_batches(self.train_set, self.config, epoch)
-                first = (self.step % self.per_epoch) * self.config.grad_accum
-                for at in range(first, len(batches), self.config.grad_accum):
-                    group = batches[at: at + self.config.grad_accum]
+                first = (self.step % self.per_epoch) * span
+                for at in range(first, len(batches), span):
+                    group = batches[at: at + span]
                     if self._optimizer_step(group, window) is None:
                         return "stopped"
                     self._after_step(epoch, window, start_time, start_step)
@@ -205,19 +239,28 @@ class Trainer:
             self._tuned_at = time.time()
 
     def _optimizer_step(self, group: list[list[dict]], window: _Window) -> float | None:
+        # the trained tokens of the whole step, over every rank: each rank sees the whole group
         n_total = sum(sum(1 for label in e["labels"][1:] if label != IGNORE) for b in group for e in b)
         total_loss = 0.0
-        for batch in group:
-            if self.stop_event.is_set():
+        mine = shard(group, self.rank, self.world)
+        for i, (batch, weight) in enumerate(mine):
+            if self._stopping():
                 self.optimizer.zero_grad(set_to_none=True)
                 return None
             inputs = collate(batch, self.config, self.device)
-            with self.autocast:
-                loss, n = loss_sum(self.model, inputs)
-            scaled = loss / max(1, n_total)
-            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-            total_loss += float(loss.detach())
-            window.tokens += sum(len(e["input_ids"]) for e in batch)
+            with self._sync(i == len(mine) - 1):
+                with self.autocast:
+                    loss, n = loss_sum(self.model, inputs)
+                    if n == 0 and self.world > 1:  # no trained token: still one pass, so the ranks' collectives pair up
+                        loss = self.model(**inputs, logits_to_keep=1, use_cache=False).logits.sum() * 0
+                # DDP averages the ranks' gradients: x world makes it their sum / the step's tokens
+                self._backward(loss * (weight * self.world / max(1, n_total)))
+            total_loss += float(loss.detach()) * weight
+        window.tokens += sum(len(e["input_ids"]) for b in group for e in b)
+        total_loss = self._sum(total_loss)
+        if not math.isfinite(total_loss):  # stop before the optimizer spreads it into the weights
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(self.step + 1, "NaN" if math.isnan(total_loss) else "inf")
         grad_norm = self._clip_and_step()
         self.step += 1
         window.loss += total_loss / max(1, n_total)
@@ -225,10 +268,56 @@ class Trainer:
         window.grad_norm = grad_norm
         return total_loss
 
+    def _stopping(self) -> bool:
+        """The stop flag; with several ranks, set when any rank saw it, so all leave at the same micro-batch."""
+        stop = self.stop_event.is_set()
+        if self.world > 1:
+            stop = self._sum(1.0 if stop else 0.0) > 0
+        return stop
+
+    def _sum(self, value: float) -> float:
+        """`value` summed over the ranks (itself with one process)."""
+        if self.world == 1:
+            return value
+        return float(self.acc.reduce(torch.tensor([float(value)], device=self.acc.device), "sum").item())
+
+    def _sync(self, last: bool):
+        """Gradients are all-reduced on the step's last micro-batch only (accelerate's no_sync before it)."""
+        return self.acc.no_sync(self.model) if self.acc and not last else nullcontext()
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.acc:
+            self.acc.backward(loss)
+        elif self.scaler:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def _wait(self) -> None:
+        if self.world > 1:
+            self.acc.wait_for_everyone()
+
+    def _refuse_non_finite(self, norm) -> None:
+        """A NaN/inf gradient stops the run before the optimizer writes it into the weights."""
+        value = float(norm) if norm is not None else 0.0
+        if not math.isfinite(value):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(self.step + 1, "NaN" if math.isnan(value) else "inf")
+
     def _clip_and_step(self) -> float:
+        if self.acc:  # accelerate unscales fp16 gradients, and its optimizer steps the scaler
+            norm = self.acc.clip_grad_norm_(self.params, self.config.max_grad_norm or float("inf"))
+            if self.acc.scaler is None:  # fp16's scaler skips an overflowing step by itself
+                self._refuse_non_finite(norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            return float(norm) if norm is not None else 0.0
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm or float("inf"))
+        if not self.scaler:  # fp16's scaler skips an overflowing step by itself
+            self._refuse_non_finite(norm)
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -250,12 +339,17 @@ class Trainer:
                             memory_mb=round(hardware.process_memory_bytes() / 2**20),
                             elapsed=round(elapsed, 1),
                             eta=round(elapsed / done * (self.total - self.step), 1) if done else None)
+            if self.loss_watch.check(self.step, window.loss / max(1, window.steps), self.log) \
+                    and self.config.stop_on_collapse:
+                self.log.append("notice", **event_fields(msg("train.stopped_on_collapse", step=self.step)))
+                self.stop_event.set()  # ends like Stop: a checkpoint at this step, resumable
             window.reset()
         paused = time.time()
         if self.step % self.eval_every == 0 or self.step == self.total:
             self.evaluate()
-            if self.probe:
+            if self.probe and self.main:
                 self.probe(self.step)
+            self._wait()
             self.model.train()
         if self.step % self.save_every == 0 and self.step < self.total:
             self.save_checkpoint()
@@ -269,27 +363,40 @@ class Trainer:
         if not self.val_set:
             return None
         self.model.eval()
-        total, count = 0.0, 0
-        for j in range(0, len(self.val_set), self.config.batch_size):
-            inputs = collate(self.val_set[j: j + self.config.batch_size], self.config, self.device)
+        # DDP: every rank holds the whole model, so each evaluates its share with no collective;
+        # FSDP/DeepSpeed: through the wrapper (shard() keeps the ranks' passes paired)
+        model = self.raw if self.acc is None or self.config.distributed == "ddp" else self.model
+        size = self.config.batch_size
+        chunks = [self.val_set[j: j + size] for j in range(0, len(self.val_set), size)]
+        total, count = 0.0, 0.0
+        for batch, weight in shard(chunks, self.rank, self.world):
+            inputs = collate(batch, self.config, self.device)
             with self.autocast:
-                loss, n = loss_sum(self.model, inputs)
-            total, count = total + float(loss), count + n
-        val_loss = total / max(1, count)
+                loss, n = loss_sum(model, inputs)
+            total, count = total + float(loss) * weight, count + n * weight
+        val_loss = self._sum(total) / max(1, self._sum(count))
         self.log.append("eval", step=self.step, val_loss=round(val_loss, 5))
+        self.loss_watch.val_losses.append(val_loss)
         self.model.train()
         return val_loss
 
     # -- checkpoints ------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "scaler": self.scaler.state_dict() if self.scaler else None}
-        final = checkpoints.save_checkpoint(self.run_dir, self.step, self.total, self.model, self.config, state)
-        self.log.append("checkpoint", step=self.step, path=str(final.relative_to(self.run_dir)))
+        """Rank 0 writes it (with DDP every rank holds the same weights and optimizer state); the others wait."""
+        final = self.run_dir / "checkpoints" / f"step-{self.step:06d}"
+        if self.main:
+            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "scaler": self.scaler.state_dict() if self.scaler else None}
+            final = checkpoints.save_checkpoint(self.run_dir, self.step, self.total, self.raw, self.config, state)
+            self.log.append("checkpoint", step=self.step, path=str(final.relative_to(self.run_dir)))
+        self.saved_step = self.step
+        self._wait()
         return final
 
     def load_checkpoint(self, path: Path) -> None:
-        self.step, state = checkpoints.load_checkpoint(path, self.model, self.config)
+        self.step, state = checkpoints.load_checkpoint(path, self.raw, self.config)
+        if self.rank:  # the checkpoint holds rank 0's RNG state: the others draw their own dropout masks
+            torch.manual_seed(self.config.seed + self.rank + 7919 * self.step)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler and state.get("scaler"):

@@ -200,14 +200,15 @@ def test_demo_story(app_url, page, tmp_path):
     _shoot(page, tmp_path, "export")
 
 
-def test_open_host_warns_and_auth_asks_for_login(page, tmp_path):
-    """Reachable from the network without a login: a loud warning and a red banner. With --auth: a login page."""
+def test_open_host_refuses_and_auth_asks_for_login(page, tmp_path):
+    """Reachable from the network without a login: the app refuses to start, in one line. With a login: a login page."""
     from playwright.sync_api import expect
 
-    with _serve(tmp_path, "--host", "0.0.0.0", name="open") as (url, log):
-        page.goto(url)
-        expect(page.locator("#security-banner")).to_contain_text("without a login", timeout=60_000)
-        assert "reachable from other computers" in log.read_text()
+    env = {k: v for k, v in os.environ.items() if k not in ("TUNELAB_AUTH", "TUNELAB_USERS", "TUNELAB_PUBLIC_DEMO")}
+    refused = subprocess.run([sys.executable, "app.py", "--host", "0.0.0.0", "--port", str(_free_port())], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "TUNELAB_USERS" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
     with _serve(tmp_path, "--auth", "ann:s3cret", name="auth") as (url, log):
         page.goto(url)
         for password in ("wrong", "s3cret"):

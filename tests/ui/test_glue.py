@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.access.accounts import parse_auth
 from core.config import RunConfig
 from core.errors import ConfigError
 from core.events import EventLog
@@ -15,7 +16,7 @@ from core.runs import summarize
 from core.train.manager import JobManager
 from tests.paths import DATA
 from ui import form, live, strings
-from ui.launch import exposure_warning, parse_auth
+from ui.launch import exposure_refusal
 
 UI_DIR = Path(__file__).resolve().parents[2] / "ui"
 DATA_DIR = DATA
@@ -176,10 +177,11 @@ def test_auth_and_exposure():
     for bad in ("ann", "ann:", ":pw"):
         with pytest.raises(ValueError):
             parse_auth(bad)
-    assert exposure_warning("127.0.0.1", None, False) == ""
-    assert "0.0.0.0" in exposure_warning("0.0.0.0", None, False)
-    assert exposure_warning("0.0.0.0", ("a", "b"), True) == ""
-    assert "share link" in exposure_warning("127.0.0.1", None, True)
+    assert exposure_refusal("127.0.0.1", False, False) == ""
+    assert "0.0.0.0" in exposure_refusal("0.0.0.0", False, False)
+    assert exposure_refusal("0.0.0.0", True, True) == ""
+    assert "share link" in exposure_refusal("127.0.0.1", False, True)
+    assert exposure_refusal("0.0.0.0", False, False, demo=True) == ""  # the owner's explicit public demo
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
@@ -320,15 +322,16 @@ def test_chat_says_plainly_that_training_uses_the_machine():
 
 
 def test_an_upload_is_kept_next_to_the_runs(tmp_path, runs_root):
-    from ui.data_tab import _save_upload
+    from core.access import LOCAL_OWNER
+    from ui.data_tab import save_upload
 
     upload = tmp_path / "gradio-tmp" / "My Data (1).csv"
     upload.parent.mkdir()
     upload.write_text("question,answer\nWho?,Ann.\n", encoding="utf-8")
-    saved = Path(_save_upload(str(upload)))
+    saved = Path(save_upload(str(upload), LOCAL_OWNER))
     assert saved.parent == runs_root / "uploads" and saved.suffix == ".csv" and saved.name.startswith("My-Data-1-")
     assert saved.read_text(encoding="utf-8") == upload.read_text(encoding="utf-8")
-    assert _save_upload(str(upload)) == str(saved)  # same content, same file
+    assert save_upload(str(upload), LOCAL_OWNER) == str(saved)  # same content, same file
 
 
 def test_the_memory_estimate_shows_under_the_settings_check(monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 from core import home
 from core.messages import localize
 from ui import identity
-from ui.launch import exposure_warning, launch, listen_address, public_urls, storage_notice
+from ui.launch import exposure_refusal, launch, listen_address, public_urls, storage_notice
 
 PLATFORM_VARS = ("TUNELAB_HOST", "TUNELAB_PORT", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "SPACE_ID", "SPACE_HOST",
                  "RUNPOD_POD_ID", "TUNELAB_HOME", "TUNELAB_CACHE", "HF_HOME", "SYSTEM", "TUNELAB_AUTH",
@@ -129,11 +129,10 @@ def test_the_runpod_hint_when_bound_to_loopback(monkeypatch, capsys):
     assert "http://127.0.0.1:7860" in out.out and "--host 0.0.0.0" in out.err and "RunPod" in out.err
 
 
-def test_the_space_banner_names_the_secret(monkeypatch):
-    assert "--auth" in exposure_warning("0.0.0.0", None, False)
-    monkeypatch.setenv("SPACE_ID", "owner/tunelab")
-    assert "TUNELAB_AUTH" in exposure_warning("0.0.0.0", None, False)
-    assert exposure_warning("0.0.0.0", ("a", "b"), False) == ""
+def test_the_refusal_names_the_settings():
+    line = exposure_refusal("0.0.0.0", False, False)
+    assert "TUNELAB_AUTH" in line and "TUNELAB_USERS" in line and "--public-demo" in line and "\n" not in line
+    assert exposure_refusal("0.0.0.0", True, False) == ""
 
 
 # --- storage ----------------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_out_of_memory_retries_with_smaller_micro_batch(tiny_config, monkeypatch
     monkeypatch.setattr(trainer_module, "loss_sum", fake_loss_sum)
     job = TrainingJob(tiny_config.replace(batch_size=8, grad_accum=1, packing=False)).start()
     assert job.join(120) == "finished"
-    notices = [e for e in read_events(job.dir / "events.jsonl") if e["type"] == "notice"]
+    notices = [e for e in read_events(job.dir / "events.jsonl") if e["type"] == "notice" and "batch_size" in e]
     assert [(n["batch_size"], n["grad_accum"]) for n in notices] == [(4, 2), (2, 4)]
     assert notices[0]["key"] == "job.oom_retry_batch" and notices[0]["params"]["batch_to"] == 4
     assert notices[0]["message"].startswith("Out of memory; retrying with micro-batch 8 -> 4, accumulation 1 -> 2")

@@ -1,0 +1,402 @@
+"""Which precision a run trains in, chosen by measuring this machine, and why.
+
+Three ways to train, and which one is fastest depends on the chip, not on its
+name: a CPU with AVX512-BF16 can run bf16 matmuls ~5x faster than fp32, another
+one with the same flag slower than fp32, and one without it hundreds of times
+slower. So `precision: auto` is decided by a probe:
+
+  fp32           weights, activations and LoRA in fp32
+  bf16-autocast  fp32 weights; matmuls run in bf16 under torch.autocast
+                 (a cast of every frozen weight on every call)
+  bf16-weights   the frozen base stored in bf16, activations in bf16; the LoRA
+                 weights, their gradients and the optimizer state stay fp32
+                 (peft keeps adapters in fp32), so the update is as precise
+  fp16           (explicit only) fp16 autocast with a gradient scaler
+
+The probe times the model's own layer shapes (every linear of one decoder
+layer, forward and backward, with LoRA) in each way, interleaved and repeated
+(median), so a load that moves while measuring hits every way alike; it costs
+~0.5-3 s and its result is cached on disk per CPU model (or GPU name), core
+count, layer shape and torch version. A lower precision is picked only when it
+is at least MARGIN faster than the device's default (fp32 on CPU, bf16 weights
+on a GPU: its memory), so noise never flips a run to a less precise mode.
+
+`decide(config)` is what a run asks (core.train.job, before loading the model);
+`capability(precision)` is what the pre-Start check asks: whether this device
+can run an explicit bf16/fp16 at all (refused only when it measures more than
+UNUSABLE times slower than fp32, or fails), with the measured reason.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from core import hardware, home
+from core.config import RunConfig
+from core.messages import Msg, msg
+from core.plan.model_shape import Shape, read_model_config, shape_of
+
+MODES = ("fp32", "bf16-autocast", "bf16-weights", "fp16")
+LABELS = {"fp32": "fp32", "bf16-autocast": "bf16 autocast", "bf16-weights": "bf16 weights", "fp16": "fp16"}
+MARGIN = 1.10          # a lower precision must be this much faster than the default to be picked
+UNUSABLE = 4.0         # an explicit bf16/fp16 more than this many times slower than fp32: refused
+SMALL_MODEL = 10_000_000  # parameters: below this, per-op overheads dominate and fp32 is kept unmeasured
+ROUNDS = 5
+MIN_ROUNDS = 3
+PROBE_BUDGET_S = 2.0   # the timed part of the probe, roughly (the first build/warm-up comes on top)
+PROBE_FLOPS = 6e9      # work of one probe call (~30 ms on 2 CPU cores): the token count is fitted to it
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The precision a run trains in, with the measured speeds behind it and the sentence saying why."""
+    mode: str
+    reason: Msg
+    speed: dict = field(default_factory=dict)   # mode -> speed relative to fp32 (1.0), measured
+    measured: bool = False
+
+    @property
+    def precision(self) -> str:
+        """fp32 / bf16 / fp16: what the run's events and the planner call it."""
+        return {"fp32": "fp32", "fp16": "fp16"}.get(self.mode, "bf16")
+
+    @property
+    def weights_dtype(self) -> torch.dtype:
+        """The dtype to load the base model in."""
+        if self.mode == "bf16-weights":
+            return torch.bfloat16
+        if self.mode == "fp16" and hardware.device_type() == "cuda":
+            return torch.float16
+        return torch.float32
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype of the forward pass, or None for none (bf16 weights on CPU need none)."""
+        if self.mode == "bf16-autocast" or (self.mode == "bf16-weights" and hardware.device_type() == "cuda"):
+            return torch.bfloat16
+        return torch.float16 if self.mode == "fp16" else None
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.mode]
+
+
+# -- the probe -------------------------------------------------------------------
+def _device() -> str:
+    return "cuda" if hardware.device_type() == "cuda" else "cpu"
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _workload(mode: str, shape: Shape, tokens: int, device: str, lora: bool, r: int = 8) -> Callable[[], None]:
+    """One decoder layer's linears, forward and backward, trained the way `mode` trains them."""
+    g = torch.Generator().manual_seed(0)
+    base_dtype = {"bf16-weights": torch.bfloat16, "fp16": torch.float16}.get(mode, torch.float32)
+    if mode == "fp16" and device == "cpu":
+        base_dtype = torch.float32  # fp16 on CPU: autocast over fp32 weights
+    act = torch.bfloat16 if mode == "bf16-weights" else base_dtype
+    layers = []
+    for n_in, n_out in shape.linear_shapes():
+        w = (torch.randn(n_out, n_in, generator=g) * n_in ** -0.5).to(device=device, dtype=base_dtype)
+        a = (torch.randn(r, n_in, generator=g) * 0.01).to(device).requires_grad_(lora)
+        b = torch.zeros(n_out, r, device=device).requires_grad_(lora)
+        x = torch.randn(tokens, n_in, generator=g).to(device=device, dtype=act).requires_grad_(True)
+        layers.append((w, a, b, x))
+    cast = {"bf16-autocast": torch.bfloat16, "fp16": torch.float16}.get(mode)
+    if mode == "bf16-weights" and device == "cuda":
+        cast = torch.bfloat16
+    context = (lambda: torch.autocast(device, dtype=cast)) if cast else (lambda: _nothing())
+
+    def run() -> None:
+        with context():
+            total = None
+            for w, a, b, x in layers:
+                y = F.linear(x, w)
+                if lora:  # fp32 adapters (the engine's fast path casts the input to them)
+                    y = y + F.linear(F.linear(x.to(a.dtype) if not cast else x, a), b).to(y.dtype)
+                y = F.silu(y)
+                part = y.float().square().mean()
+                total = part if total is None else total + part
+        total.backward()
+        for _, a, b, x in layers:
+            x.grad = a.grad = b.grad = None
+    return run
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def time_modes(workloads: dict[str, Callable[[], None]], rounds: int = ROUNDS,
+               device: str = "cpu", budget_s: float | None = None) -> dict[str, list[float]]:
+    """Seconds per call of each (warmed-up) workload, over interleaved rounds: the timing boundary.
+
+    With `budget_s`, stops after MIN_ROUNDS once that much time has passed (a busy machine).
+    """
+    times: dict[str, list[float]] = {mode: [] for mode in workloads}
+    began = time.perf_counter()
+    for round_ in range(rounds):
+        for mode, run in workloads.items():
+            _sync(device)
+            start = time.perf_counter()
+            run()
+            _sync(device)
+            times[mode].append(time.perf_counter() - start)
+        if budget_s is not None and round_ + 1 >= MIN_ROUNDS and time.perf_counter() - began > budget_s:
+            break
+    return times
+
+
+def _probe_tokens(shape: Shape) -> int:
+    """Tokens per probe call: a micro-batch's worth (512), fewer for big layers so the probe stays short."""
+    per_token = 6 * shape.layer_linear_params
+    return int(max(16, min(512, PROBE_FLOPS / per_token)))
+
+
+def _build(modes, shape: Shape, tokens: int, device: str, lora: bool) -> dict[str, Callable[[], None]]:
+    """The workloads of the modes this device can run, each run once (its warm-up and its check)."""
+    workloads = {}
+    for mode in modes:
+        try:
+            run = _workload(mode, shape, tokens, device, lora)
+            start = time.perf_counter()
+            run()
+            run.seconds = time.perf_counter() - start
+            workloads[mode] = run
+        except (RuntimeError, TypeError, NotImplementedError):
+            continue  # this device has no kernel for it: not a candidate
+    return workloads
+
+
+def probe(shape: Shape, modes: tuple[str, ...], lora: bool = True) -> dict[str, float]:
+    """Speed of each mode relative to fp32 on this device (median of interleaved rounds); fp32 is 1.0.
+
+    A mode that fails to run (no kernel for it here) is left out. On a busy
+    machine the calls are shrunk (fewer tokens) so the whole probe stays near
+    PROBE_BUDGET_S: ratios of the same shapes are what is compared.
+    """
+    device = _device()
+    tokens = _probe_tokens(shape)
+    order = ("fp32",) + tuple(m for m in modes if m != "fp32")
+    workloads = _build(order, shape, tokens, device, lora)
+    first = getattr(workloads.get("fp32"), "seconds", 0.0)
+    per_call = PROBE_BUDGET_S / (len(workloads) * (ROUNDS + 1))
+    if first > 2 * per_call and tokens > 16:  # busy or slow: smaller calls, same shapes
+        workloads = _build(order, shape, max(16, int(tokens * per_call / first)), device, lora)
+    times = time_modes(workloads, device=device, budget_s=PROBE_BUDGET_S)
+    medians = {mode: statistics.median(t) for mode, t in times.items() if t}
+    return {mode: medians["fp32"] / t for mode, t in medians.items() if t > 0}
+
+
+# -- the cache -------------------------------------------------------------------
+def _machine_key() -> str:
+    if hardware.device_type() == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    return f"cpu:{hardware.cpu_model_name()}:{hardware.cpu_cores()} cores"
+
+
+def _cache_file():
+    return home.cache_root() / "precision.json"
+
+
+def _cache_key(shape: Shape, modes: tuple[str, ...], lora: bool) -> str:
+    dims = f"{shape.hidden}x{shape.intermediate}x{shape.heads}x{shape.kv_heads}x{shape.head_dim}"
+    return f"v{CACHE_VERSION}|{_machine_key()}|torch {torch.__version__}|{dims}|{','.join(modes)}|lora={lora}"
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(key: str, speed: dict) -> None:
+    data = _read_cache()
+    data[key] = speed
+    try:
+        path = _cache_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only cache only means measuring again next time
+
+
+def measured_speed(shape: Shape, modes: tuple[str, ...], lora: bool = True) -> dict[str, float]:
+    """`probe`, from the disk cache when this machine, thread count and layer shape were measured before.
+
+    The key holds the cores a run trains on; while probing, the thread count is tuned to the machine's
+    load (as the trainer does), so a busy machine times its cores, not descheduled OpenMP threads.
+    """
+    key = _cache_key(shape, modes, lora)
+    cached = _read_cache().get(key)
+    if isinstance(cached, dict) and "fp32" in cached:
+        return cached
+    before = torch.get_num_threads()
+    try:
+        if hardware.device_type() == "cpu":
+            hardware.tune_cpu_threads()
+        speed = {mode: round(v, 3) for mode, v in probe(shape, modes, lora).items()}
+    finally:
+        torch.set_num_threads(before)
+    _write_cache(key, speed)
+    return speed
+
+
+# -- the decision ------------------------------------------------------------------
+def candidates(config: RunConfig) -> tuple[str, ...]:
+    """The modes `auto` chooses among for this config on this device."""
+    if hardware.device_type() == "cuda" and not hardware.cuda_bf16():
+        return ("fp32", "fp16")
+    modes = ["fp32", "bf16-autocast"]
+    # bf16 weights keep trainable weights out of bf16 only when the trainable ones are adapters (LoRA, QLoRA)
+    if config.uses_lora or hardware.device_type() == "cuda":
+        modes.append("bf16-weights")
+    return tuple(modes)
+
+
+def _default_mode(modes: tuple[str, ...]) -> str:
+    """What a device trains in unless something else measures clearly faster."""
+    if hardware.device_type() == "cuda":
+        return "bf16-weights" if "bf16-weights" in modes else "fp16"
+    return "fp32"
+
+
+def _device_word() -> str:
+    return "GPU" if hardware.device_type() == "cuda" else "CPU"
+
+
+def _speeds_text(speed: dict, modes) -> str:
+    return ", ".join(f"{LABELS[m]} {speed[m]:.2f}x" for m in modes if m in speed and m != "fp32")
+
+
+def choose(speed: dict[str, float], modes: tuple[str, ...]) -> Decision:
+    """The fastest mode, unless it is within MARGIN of the device's default; with the sentence why."""
+    default = _default_mode(modes)
+    usable = {m: v for m, v in speed.items() if m in modes}
+    best = max(usable, key=usable.get)
+    base = usable.get(default, usable.get("fp32", 1.0))
+    mode = best if usable[best] >= base * MARGIN else (default if default in usable else "fp32")
+    device = _device_word()
+    if mode == "fp32":
+        reason = msg("precision.kept_fp32", device=device, speeds=_speeds_text(speed, modes) or "-")
+    else:
+        reason = msg("precision.picked", mode=LABELS[mode], speedup=f"{usable[mode]:.1f}", device=device,
+                     speeds=_speeds_text(speed, modes))
+    return Decision(mode, reason, dict(speed), measured=True)
+
+
+def shape_for(config: RunConfig, model=None) -> Shape | None:
+    """The layer shape the probe times: from a loaded model, else from the model's config (nothing loaded)."""
+    try:
+        source = model.config if model is not None else read_model_config(config.model)
+        return shape_of(source)
+    except Exception:  # unknown or unreachable model: the decision falls back to the default without a probe
+        return None
+
+
+def decide(config: RunConfig, model=None) -> Decision:
+    """The precision this run trains in here: `auto` measured, an explicit one honoured."""
+    if config.precision == "fp32":
+        return Decision("fp32", msg("precision.as_set", mode="fp32"))
+    if config.precision == "fp16":
+        return Decision("fp16", msg("precision.as_set", mode="fp16"))
+    shape = shape_for(config, model)
+    modes = candidates(config)
+    if config.precision == "bf16":
+        modes = tuple(m for m in modes if m.startswith("bf16"))
+    if shape is None:
+        mode = _default_mode(modes) if config.precision == "auto" else modes[-1]
+        return Decision(mode, msg("precision.unmeasured", mode=LABELS[mode]))
+    if config.precision == "auto" and shape.total_params < SMALL_MODEL:
+        fallback = _default_mode(candidates(config))
+        return Decision(fallback, msg("precision.small_model", mode=LABELS[fallback]))
+    speed = measured_speed(shape, tuple(sorted(set(modes) | {"fp32"})), lora=config.uses_lora)
+    if config.precision == "bf16":
+        usable = {m: speed[m] for m in modes if m in speed} or {modes[-1]: 0.0}
+        mode = max(usable, key=usable.get)
+        return Decision(mode, msg("precision.as_set_measured", mode=LABELS[mode], speedup=f"{usable[mode]:.2f}",
+                                  device=_device_word()), dict(speed), measured=True)
+    return choose(speed, modes)
+
+
+def planned(config: RunConfig, shape: Shape) -> str | None:
+    """fp32 / bf16 for the memory planner, from a measurement already cached (never probes); None: not known yet."""
+    if config.precision != "auto":
+        return config.precision
+    if shape.total_params < SMALL_MODEL:
+        return None
+    modes = candidates(config)
+    cached = _read_cache().get(_cache_key(shape, tuple(sorted(set(modes) | {"fp32"})), config.uses_lora))
+    if not isinstance(cached, dict) or "fp32" not in cached:
+        return None
+    return choose(cached, modes).precision
+
+
+def for_model(model, config: RunConfig) -> Decision:
+    """The decision for a model someone else loaded: what its weights are, else what `decide` says."""
+    floats = [p for p in model.parameters() if p.is_floating_point()]
+    frozen = [p for p in floats if not p.requires_grad] or floats  # full fine-tuning: every weight trains
+    dtype = frozen[0].dtype if frozen else torch.float32
+    if dtype == torch.bfloat16:
+        return Decision("bf16-weights", msg("precision.as_loaded", mode=LABELS["bf16-weights"]))
+    if dtype == torch.float16:
+        return Decision("fp16", msg("precision.as_loaded", mode="fp16"))
+    decision = decide(config, model)
+    if decision.mode == "bf16-weights":  # the weights are fp32 already: the faster of what fp32 weights allow
+        modes = [m for m in ("fp32", "bf16-autocast") if m in decision.speed]
+        if config.precision == "bf16":
+            modes = ["bf16-autocast"]
+        return choose({m: decision.speed.get(m, 1.0) for m in modes}, tuple(modes)) if len(modes) > 1 else \
+            Decision(modes[0] if modes else "fp32", decision.reason, decision.speed, decision.measured)
+    return decision
+
+
+# -- can this device run it at all ------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _generic_speed(precision: str) -> float | None:
+    """A matmul in `precision` relative to fp32 on this device (None when it cannot run): 20-100 ms."""
+    device = _device()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    g = torch.Generator().manual_seed(0)
+    a32, b32 = torch.randn(256, 576, generator=g).to(device), torch.randn(576, 1536, generator=g).to(device)
+    try:
+        a16, b16 = a32.to(dtype), b32.to(dtype)
+        times = time_modes({"fp32": lambda: a32 @ b32, precision: lambda: a16 @ b16}, rounds=7, device=device)
+    except (RuntimeError, TypeError, NotImplementedError):
+        return None
+    return statistics.median(times["fp32"]) / statistics.median(times[precision])
+
+
+def capability(precision: str) -> Msg | None:
+    """Why this device can't train in an explicit `precision`, with the measured figure; None when it can."""
+    if precision not in ("bf16", "fp16"):
+        return None
+    if hardware.device_type() == "cuda":
+        return msg("plan.no_bf16") if precision == "bf16" and not hardware.cuda_bf16() else None
+    if hardware.device_type() != "cpu":
+        return None
+    speed = _generic_speed(precision)
+    if speed is None:
+        return msg("precision.cpu_cannot_run", precision=precision, cpu=hardware.cpu_model_name())
+    if speed < 1 / UNUSABLE:
+        return msg("precision.cpu_too_slow", precision=precision, slower=f"{1 / speed:.0f}",
+                   cpu=hardware.cpu_model_name())
+    return None
