@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
                         help="merged model precision (default: the base's own half precision)")
     export.add_argument("--gguf", action="store_true", help="also write GGUF files + an Ollama Modelfile, checked")
-    export.add_argument("--quant", nargs="+", default=["f16", "q8_0"], metavar="TYPE",
-                        help="GGUF types: f16 q8_0 q4_0 f32 (default: f16 q8_0)")
+    export.add_argument("--quant", nargs="+", default=["f16", "q8_0"], choices=("f16", "q8_0", "q4_0", "f32"),
+                        metavar="TYPE", help="GGUF types: f16 q8_0 q4_0 f32 (default: f16 q8_0)")
     export.add_argument("--no-check", action="store_true", help="skip the GGUF parity check")
     export.add_argument("--what", choices=("adapter", "merged", "gguf"),
                         help="what --zip and --push send (default: gguf with --gguf, else merged)")

@@ -206,6 +206,9 @@ def report(results: dict, info: dict) -> None:
             r = speed[x] / speed[y]
             verdict = f" (target >= {target:g}x: {'met' if r >= target else 'MISSED'})" if target else ""
             lines.append(f"{label}: {r:.2f}x{verdict}")
+    if speed.get("E") and speed.get("E'") and speed["E'"] > speed["E"]:  # the expert would have taken the other
+        speed["E*"] = speed["E'"]
+        ratio("A", "E*", "A/expert in its faster precision (E', the probe's pick was not the faster for trl)", 1.5)
     ratio("A", "E", "A/expert (trl set up by an expert)", 1.5)
     ratio("A", "B", "A/defaults (trl at its defaults)")
     ratio("A", "C", "A/plain (PyTorch + peft fp32)")

@@ -358,5 +358,8 @@ def _distributed_problems(c: RunConfig) -> list[Msg]:
         # bitsandbytes' 4/8-bit weights can't be sharded as we load them: each rank holds a whole quantized copy
         (several and c.effective_quantization != "none" and c.distributed != "ddp", "config.quantized_needs_ddp",
          {"strategy": c.distributed}),
+        # a strategy or DeepSpeed option that would change nothing is refused rather than ignored
+        (not several and c.distributed != "ddp", "config.strategy_needs_processes", {"strategy": c.distributed}),
+        (c.deepspeed_offload and c.distributed != "deepspeed", "config.offload_needs_deepspeed", {}),
     ]
     return [msg(key, **params) for failed, key, params in checks if failed]

@@ -123,7 +123,7 @@ def try_acquire(action: str, run: str = "", user: str = "", root: Path | None = 
             break
         except BlockingIOError:
             holder = _read(fd)
-            if holder or attempt == 3:
+            if (holder and _alive(holder)) or attempt == 3:  # a dead holder's record: a reader's brief look
                 os.close(fd)
                 # held, but by whom is not written (a reader's brief look, a holder between flock and write)
                 return holder or Holder(pid=0, host="?", user="", run="", action="?", since=time.time())

@@ -237,16 +237,25 @@ def recover_folder(target: Path) -> bool:
 
 # --- uploads: one copy per content, gone with their run or after an age -------------------------------------
 UPLOAD_MAX_AGE_DAYS = 7.0  # TUNELAB_UPLOAD_MAX_AGE_DAYS: an upload no run uses is deleted after this
-_IN_USE = ".in-use.json"   # the uploads some run used at the last prune: one that loses its run goes at once
+_IN_USE = ".uploads-in-use.json"  # (in the runs folder) the uploads some run used at the last prune
+
+
+def same_upload(src: Path, folder: Path) -> Path | None:
+    """The file already kept in `folder` with the same bytes as `src` (under any name), made young again."""
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:8]
+    for existing in folder.glob(f"*-{digest}{src.suffix.lower()}"):
+        if existing.is_file() and existing.read_bytes() == src.read_bytes():
+            os.utime(existing)  # used again: the age limit starts again
+            return existing
+    return None
 
 
 def store_upload(src: Path, folder: Path) -> Path:
     """Keep an uploaded file in `folder` once per content: the same bytes under any name are one file."""
+    found = same_upload(src, folder)
+    if found:
+        return found
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:8]
-    for existing in folder.glob(f"*-{digest}{src.suffix.lower()}"):
-        if existing.is_file() and existing.read_bytes() == src.read_bytes():
-            os.utime(existing)  # used again: young again
-            return existing
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{safe_name(src.stem) or 'data'}-{digest}{src.suffix.lower()}"
     shutil.copyfile(src, target)
@@ -264,7 +273,7 @@ def prune_uploads(root: Path | None = None, max_age_days: float | None = None) -
         raw = os.environ.get("TUNELAB_UPLOAD_MAX_AGE_DAYS", "")
         max_age_days = float(raw) if raw.replace(".", "", 1).isdigit() else UPLOAD_MAX_AGE_DAYS
     used = _datasets_of_runs(root)
-    marker = folder / _IN_USE
+    marker = root / _IN_USE  # beside uploads/, not in it: it is no one's upload
     try:
         was_used = set(json.loads(marker.read_text()))
     except (OSError, ValueError):
@@ -272,7 +281,7 @@ def prune_uploads(root: Path | None = None, max_age_days: float | None = None) -
     cutoff, removed = time.time() - max_age_days * 86400, []
     for path in folder.rglob("*"):
         key = str(path.resolve())
-        if not path.is_file() or path.name == _IN_USE or key in used:
+        if not path.is_file() or key in used:
             continue
         if key in was_used or path.stat().st_mtime < cutoff:
             path.unlink(missing_ok=True)

@@ -49,8 +49,8 @@ for folder in "$TUNELAB_HOME" "$TUNELAB_HOME/runs" "$HF_HOME"; do
 done
 
 # Listening on every address without a login lets anyone who finds the URL train, read the
-# uploads and download the models. The app itself only warns (a banner) today; the security
-# issue will make it refuse. TUNELAB_ALLOW_OPEN=1 opts out on purpose (a private network).
+# uploads and download the models. The app refuses too (ui/launch.py: a login, or --public-demo);
+# this earlier check says so before the engine loads. TUNELAB_ALLOW_OPEN=1 skips only this check.
 case "$GRADIO_SERVER_NAME" in
   127.0.0.1|localhost|::1) exposed=0 ;;
   *) exposed=1 ;;

@@ -474,7 +474,7 @@ def test_a_tick_of_the_live_view_at_100k_steps_costs_little(tmp_path):
           f"then {tick * 1000:.1f} ms CPU per tick (median of 10)")
     assert summary.step == 100_010 and len(summary.logs) == 100_010  # malformed lines skipped, not fatal
     assert len(frame) <= live.MAX_POINTS + 2 and frame["loss"].max() == pytest.approx(2 / 1.0001, rel=1e-3)
-    assert tick < 0.2  # the target is 50 ms on an idle core; this bound leaves room for a shared CI machine
+    assert tick < 0.05  # ~5 ms here on 2 shared cores; re-reading the whole log took ~0.9 s
 
 
 def test_downsampling_keeps_the_extremes():
@@ -482,6 +482,19 @@ def test_downsampling_keeps_the_extremes():
     points = [(i, 1.0) for i in range(10_000)]
     points[5_000] = (5_000, 50.0)  # a spike
     points[7_000] = (7_000, 0.0)   # a collapse
+    assert len(downsample([(i, math.nan if i % 3 else 1.0) for i in range(5000)], limit=100)) <= 102
     kept = downsample(points, limit=200)
     assert len(kept) <= 202 and (5_000, 50.0) in kept and (7_000, 0.0) in kept
     assert kept[0] == (0, 1.0) and kept[-1] == (9_999, 1.0) and kept == sorted(kept)
+
+
+def test_a_collapse_stops_the_run_only_when_asked(tiny_config, monkeypatch):
+    from core.train.checkpoints import LossWatch
+    monkeypatch.setattr(LossWatch, "check", lambda self, step, loss, log: step == 3)  # "collapsed" at step 3
+    config = tiny_config.replace(max_steps=8, save_steps=1000, eval_steps=1000, validation_share=0)
+    assert TrainingJob(config).start().join(120) == "finished"  # a warning only, by default
+    job = TrainingJob(config.replace(stop_on_collapse=True)).start()
+    assert job.join(120) == "stopped"
+    summary = summarize(job.dir)
+    assert summary.step == 3 and summary.resumable and (job.dir / "checkpoints" / "step-000003").exists()
+    assert any(getattr(n, "key", "") == "train.stopped_on_collapse" for n in summary.notices)

@@ -1,7 +1,6 @@
 """TuneLab's web interface: four tabs over the same core engine.
 
-`build_app` reads as the table of contents: a header (a red banner when the
-caller passes one, a calm note when a Space will lose its runs on restart, the
+`build_app` reads as the table of contents: a header (a calm note when a Space will lose its runs on restart, the
 "demo mode" note in a public demo, and "Sign in with Hugging Face" when the Space
 turned it on), then Data, Train, Chat and Export. The Data and Train tabs share
 one form, keyed by RunConfig field name, so the data checked is the data trained on.
@@ -21,17 +20,17 @@ if TYPE_CHECKING:
     from core.train.manager import JobManager
 
 
-def build_app(manager: JobManager, lang: str = "en", banner: str = "", notice: str = "",
+def build_app(manager: JobManager, lang: str = "en", notice: str = "",
               sign_in: bool = False, demo: str = "") -> gr.Blocks:
-    """The whole app; `banner` is a warning shown in red at the top of every page, `notice` a calm note
-    under it (HTML-escaped by the caller, like the banner); `sign_in` adds gradio's Hugging Face login button."""
+    """The whole app; `notice` is a calm note at the top of every page (HTML-escaped by the caller), `demo`
+    the public demo's note; `sign_in` adds gradio's Hugging Face login button."""
     # gradio and torch load here, not on `import ui`, so a bad --auth is answered at once
     import gradio as gr  # noqa: PLC0415 - gradio takes seconds to import; ui.launch checks --auth before
 
     from ui import chat_tab, data_tab, export_tab, train_tab  # noqa: PLC0415 - the tabs import gradio and torch
 
     with gr.Blocks(title=t("title", lang), analytics_enabled=False) as app:
-        header(lang, banner, notice, sign_in, demo)
+        header(lang, notice, sign_in, demo)
         form: dict[str, gr.components.Component] = {}  # RunConfig field -> widget, filled by Data and Train
         with gr.Tabs():
             with gr.Tab(t("tab_data", lang), id="data"):
@@ -52,11 +51,9 @@ def build_app(manager: JobManager, lang: str = "en", banner: str = "", notice: s
     return app
 
 
-def header(lang: str, banner: str = "", notice: str = "", sign_in: bool = False, demo: str = "") -> None:
+def header(lang: str, notice: str = "", sign_in: bool = False, demo: str = "") -> None:
     import gradio as gr  # noqa: PLC0415 - see build_app: `import ui` stays light
 
-    if banner:
-        gr.HTML(f'<div class="tl-danger" role="alert">{banner}</div>', elem_id="security-banner")
     if demo:
         gr.HTML(f'<div class="tl-storage" role="status" style="border: 2px solid #0e7490; border-radius: 8px; '
                 f'padding: 0.6rem 1rem; margin-top: 0.4rem;">🛈 {demo}</div>', elem_id="demo-note")

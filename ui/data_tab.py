@@ -128,7 +128,7 @@ def save_upload(path: str | None, user: User) -> str:
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:8]
     folder = access.uploads_dir(user)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{runs.safe_name(src.stem) or 'data'}-{digest}{src.suffix.lower()}"
+    target = runs.same_upload(src, folder) or folder / f"{runs.safe_name(src.stem) or 'data'}-{digest}{src.suffix.lower()}"
     if not target.exists():
         if sum(1 for p in folder.iterdir() if p.is_file()) >= limits.uploads_per_user:
             raise AccessDenied(msg("access.upload_count", limit=limits.uploads_per_user))

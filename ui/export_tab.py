@@ -87,8 +87,9 @@ def build(manager: JobManager, lang: str, hub_token: gr.components.Component | N
     def on_gguf(name, q, session, request: gr.Request, profile: gr.OAuthProfile | None, progress=gr.Progress()):
         user, refused = owner(name, request, profile)
         if refused:
-            return error_md(t("xp.export_gguf", lang), refused)
-        return do_gguf(manager, lang, name, q, progress, identity.hub_token("", session, user), user)
+            return "", error_md(t("xp.export_gguf", lang), refused)
+        report = do_gguf(manager, lang, name, q, progress, identity.hub_token("", session, user), user)
+        return _merged_of(manager, name), report
 
     def on_zip(name, k, request: gr.Request, profile: gr.OAuthProfile | None):
         user, refused = owner(name, request, profile)
@@ -106,14 +107,17 @@ def build(manager: JobManager, lang: str, hub_token: gr.components.Component | N
         return on_push
 
     merge.click(on_merge, [run, dtype, hub_token], [merged_path, result])
-    make_gguf.click(on_gguf, [run, quants, hub_token], gguf_result)
+    make_gguf.click(on_gguf, [run, quants, hub_token], [merged_path, gguf_result])
     make_zip.click(on_zip, [run, kind], [download, result])
     for button, choice in ((push, ""), (keep, "keep"), (make_private, "make_private")):
         button.click(pusher(choice), [run, kind, repo, token, private, hub_token], [confirm, pushed])
+    def on_run(name, d, q, request: gr.Request, profile: gr.OAuthProfile | None):
+        """The merged folder (if any) and the sizes, for a run this user may see."""
+        _, refused = owner(name, request, profile)
+        return ("", "") if refused else (_merged_of(manager, name), do_sizes(manager, lang, name, d, q))
+
     for trigger in (run.change, dtype.change, quants.change):
-        trigger(lambda name, d, q: do_sizes(manager, lang, name, d, q), [run, dtype, quants], size,
-                concurrency_limit=None, show_progress="hidden")
-    run.change(lambda name: _merged_of(manager, name), run, merged_path, concurrency_limit=None)
+        trigger(on_run, [run, dtype, quants], [merged_path, size], concurrency_limit=None, show_progress="hidden")
 
     def refresh_fn(current, request: gr.Request, profile: gr.OAuthProfile | None):
         try:
@@ -208,10 +212,10 @@ def report_markdown(report: dict, folder, name: str, lang: str) -> str:
                                                   position=diff["position"], expected=repr(diff["expected"]),
                                                   got=repr(diff["got"]))))
     first = report["files"][0]["metadata"]
-    lines += ["", t("xp.metadata", lang, template="✓" if first["chat_template"] else "✗", eos=first.get("eos_token_id"))]
+    lines += ["", t("xp.metadata", lang, template="✓" if first["chat_template"] else "✗", eos=first.get("eos_token_id")), ""]
     model = report["modelfile"]
     if model["template_matches_tokenizer"]:
-        lines.append(t("xp.template_ok", lang, stops=", ".join(f"`{s}`" for s in model["stops"])))
+        lines += [t("xp.template_ok", lang, stops=", ".join(f"`{s}`" for s in model["stops"])), ""]
     else:
         warnings.append(error_md("Modelfile", model["template_problem"] or t("xp.template_bad", lang)))
     if checks:

@@ -5,8 +5,7 @@
 the platform's GRADIO_SERVER_NAME/GRADIO_SERVER_PORT (a Space sets them), then
 0.0.0.0 on a Space (the only way its proxy reaches the app), else 127.0.0.1;
 the port defaults to 7860. Defaults elsewhere are safe: no share link, no
-login needed locally. Anything reachable from other computers without a login
-gets a loud warning on stderr and a red banner in the page. Once the server is
+login needed locally (see Safety below for anything others can reach). Once the server is
 up it prints the addresses to open (`public_urls`: this machine, a RunPod
 pod's proxy, a Space's own address). On a Space whose disk is wiped on
 restart, a calm note says so on stderr and in the page. Ctrl-C, or SIGTERM

@@ -39,33 +39,55 @@ def loss_frame(summary: RunSummary | None, lang: str = "en") -> pd.DataFrame:
     train, val = t("series_train", lang), t("series_val", lang)
     rows = []
     if summary is not None:
-        points = [(e["step"], e["loss"]) for e in summary.logs if e.get("loss") is not None]
-        rows += [(step, loss, train) for step, loss in downsample(points)]
-        points = [(e["step"], e["val_loss"]) for e in summary.evals if e.get("val_loss") is not None]
-        rows += [(step, loss, val) for step, loss in downsample(points)]
+        rows += [(step, loss, train) for step, loss in downsample(_points(summary.path, summary.logs, "loss"))]
+        rows += [(step, loss, val) for step, loss in downsample(_points(summary.path, summary.evals, "val_loss"))]
     present = {series for _, _, series in rows}
     rows += [(None, None, series) for series in (train, val) if series not in present]
     frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
     return frame.astype({"step": "Int64", "loss": "Float64", "series": "string"})
 
 
-def downsample(points: list[tuple[int, float]], limit: int = MAX_POINTS) -> list[tuple[int, float]]:
-    """At most `limit` points of a curve: per bucket of neighbouring steps its lowest and highest loss
-    (in step order), plus the first and last point, so spikes and collapses stay visible however long
-    the run, and the page receives a few thousand points instead of every step."""
-    if len(points) <= limit:
-        return points
-    steps = np.fromiter((p[0] for p in points), dtype=np.int64, count=len(points))
-    losses = np.fromiter((p[1] for p in points), dtype=np.float64, count=len(points))
-    edges = np.linspace(0, len(points), limit // 2 + 1).astype(np.int64)
-    keep = {0, len(points) - 1}
-    for a, b in zip(edges[:-1], edges[1:]):
-        if b > a:
-            part = losses[a:b]
-            keep.add(int(a + part.argmin()))
-            keep.add(int(a + part.argmax()))
-    chosen = sorted(keep)
-    return list(zip(steps[chosen].tolist(), losses[chosen].tolist()))
+_curves: dict = {}  # (run folder, field) -> (events seen, the last one seen, steps, values): a tick adds only new events
+
+
+def _points(path, events: list, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values of the events with `name`, extended from the last tick's when the events only grew."""
+    seen, last, steps, values = _curves.get((path, name), (0, None, None, None))
+    if not (0 < seen <= len(events) and events[seen - 1] is last):  # first call, or the curve was rewritten (resume)
+        seen, steps, values = 0, np.zeros(0, np.int64), np.zeros(0, np.float64)
+    new = [(e["step"], e[name]) for e in events[seen:] if e.get(name) is not None]
+    if new:
+        steps = np.concatenate([steps, np.fromiter((p[0] for p in new), np.int64, len(new))])
+        values = np.concatenate([values, np.fromiter((p[1] for p in new), np.float64, len(new))])
+    if len(_curves) > 64:
+        _curves.clear()
+    _curves[(path, name)] = (len(events), events[-1] if events else None, steps, values)
+    return steps, values
+
+
+def downsample(curve, limit: int = MAX_POINTS) -> list[tuple[int, float]]:
+    """At most `limit` points of a curve ((step, value) pairs, or arrays of steps and values): per bucket
+    of neighbouring steps its lowest and highest value (in step order), plus the first and last point,
+    so spikes and collapses stay visible however long the run, and the page receives a few thousand
+    points instead of every step."""
+    if isinstance(curve, list):
+        steps = np.array([p[0] for p in curve], np.int64)
+        values = np.array([p[1] for p in curve], np.float64)
+    else:
+        steps, values = curve
+    n = len(values)
+    if n <= limit:
+        return list(zip(steps.tolist(), values.tolist()))
+    width = -(-n // max(1, limit // 2 - 1))  # points per bucket, so the buckets fit the limit
+    buckets = -(-n // width)
+    # padding and NaNs (an old run's) never win a bucket's lowest or highest, and never raise
+    low, high = np.full(buckets * width, np.inf), np.full(buckets * width, -np.inf)
+    low[:n], high[:n] = np.nan_to_num(values, nan=np.inf), np.nan_to_num(values, nan=-np.inf)
+    base = np.arange(buckets) * width
+    lows = base + low.reshape(buckets, width).argmin(axis=1)
+    highs = base + high.reshape(buckets, width).argmax(axis=1)
+    chosen = np.unique(np.concatenate([[0, n - 1], lows, highs]))
+    return list(zip(steps[chosen].tolist(), values[chosen].tolist()))
 
 
 def duration(seconds: float | None) -> str:

@@ -17,8 +17,6 @@ def theme() -> gr.themes.Base:
 CSS = """
 .tl-header h1 { font-size: 2.2rem; margin: 0.2rem 0 0; }
 .tl-header p { font-size: 1.1rem; color: var(--body-text-color-subdued); margin: 0.2rem 0 0.6rem; }
-.tl-danger { background: #b91c1c; color: #fff; font-weight: 700; font-size: 1.15rem; padding: 0.8rem 1rem;
-             border-radius: 8px; }
 .tl-intro { font-size: 1.1rem; }
 .tl-big, .tl-big p { font-size: 1.15rem; }
 .tl-error { border-left: 6px solid #b91c1c; background: #fef2f2; color: #7f1d1d; padding: 0.7rem 1rem;

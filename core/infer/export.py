@@ -59,6 +59,7 @@ def merged_dtype(config: RunConfig, requested: str = "auto") -> str:
 def sizes(run_dir: Path, dtype: str = "auto", quants: tuple[str, ...] = DEFAULT_QUANTS) -> dict:
     """What an export will weigh, before it starts: {'dtype', 'merged', 'gguf': {quant: bytes}}; None where
     the base's weights are not on this machine yet (a Hub model not downloaded)."""
+    _check_quants(quants, allow_none=True)
     config = RunConfig.load_yaml(run_dir / "config.yaml")
     chosen = merged_dtype(config, dtype)
     shapes = _shapes(run_dir / "merged") or _shapes(_local_base(config))
@@ -108,11 +109,7 @@ def merge(run_dir: Path, target: Path | None = None, progress: Progress | None =
 def export_gguf(run_dir: Path, quants: tuple[str, ...] = DEFAULT_QUANTS, progress: Progress | None = None,
                 check: bool = True, token: str | None = None) -> dict:
     """GGUF files (one per quant), a Modelfile and parity.json in run_dir/gguf; returns the report."""
-    for quant in quants:
-        if quant not in gguf.QUANTS:
-            raise ExportError(msg("gguf.unknown_quant", quant=quant, choices=", ".join(gguf.QUANTS)))
-    if not quants:
-        raise ExportError(msg("gguf.no_quant", choices=", ".join(gguf.QUANTS)))
+    _check_quants(quants)
     config = RunConfig.load_yaml(run_dir / "config.yaml")
     merged = run_dir / "merged"
     if not (merged / "config.json").exists() or runs.merged_is_stale(run_dir):
@@ -134,6 +131,14 @@ def export_gguf(run_dir: Path, quants: tuple[str, ...] = DEFAULT_QUANTS, progres
         report["parity"] = _parity(config, merged, out, quants, progress)
     (out / "parity.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return report
+
+
+def _check_quants(quants: tuple[str, ...], allow_none: bool = False) -> None:
+    for quant in quants:
+        if quant not in gguf.QUANTS:
+            raise ExportError(msg("gguf.unknown_quant", quant=quant, choices=", ".join(gguf.QUANTS)))
+    if not quants and not allow_none:
+        raise ExportError(msg("gguf.no_quant", choices=", ".join(gguf.QUANTS)))
 
 
 def _promised(metadata: dict) -> dict:

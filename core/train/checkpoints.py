@@ -31,9 +31,13 @@ def save_checkpoint(run_dir: Path, step: int, total: int, model, config: RunConf
     tmp = root / f".tmp-step-{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_trainable(model, tmp, config)
-    torch.save({**training_state, **rng_state()}, tmp / "training_state.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "total_steps": total}))
+    try:
+        save_trainable(model, tmp, config)
+        torch.save({**training_state, **rng_state()}, tmp / "training_state.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "total_steps": total}))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk: give the space back; the previous one stays
+        raise
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     for old in checkpoint_folders(run_dir)[:-KEEP_CHECKPOINTS]:

@@ -169,10 +169,9 @@ class TrainingJob:
                                      tokenizer, config)
         # a partial, not a lambda: no closure keeps `model` alive past the `del` below
         probe = functools.partial(self._probe, model, tokenizer, config)
-        if accelerator and config.distributed != "ddp":  # sharded weights: no rank can generate alone
+        if accelerator and config.distributed != "ddp":  # sharded weights: no rank can generate or checkpoint alone
             probe = None
-            if config.probe_prompts:
-                self.log.append("notice", **event_fields(msg("job.no_probe_sharded", strategy=config.distributed)))
+            self.log.append("notice", **event_fields(msg("job.sharded_limits", strategy=config.distributed)))
         trainer = Trainer(model, tokenizer, data.train, data.validation, config, self.log, self.dir,
                           self._stop, probe=probe, precision=decision, accelerator=accelerator)
         self._check_same_data(data)

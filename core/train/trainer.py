@@ -384,6 +384,8 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Rank 0 writes it (with DDP every rank holds the same weights and optimizer state); the others wait."""
         final = self.run_dir / "checkpoints" / f"step-{self.step:06d}"
+        if self.acc and self.config.distributed != "ddp":
+            return final  # FSDP/DeepSpeed shards are not gathered mid-run yet: no checkpoint (a notice says so)
         if self.main:
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "scaler": self.scaler.state_dict() if self.scaler else None}

@@ -130,3 +130,17 @@ def test_runs_belong_to_who_started_them(tmp_path):
     access.require_owner(ANN, run)
     with pytest.raises(AccessDenied, match="not one of yours"):
         access.require_owner(BOB, run)
+
+
+def test_the_owners_flags_reach_the_policy(monkeypatch):
+    from app import build_parser
+
+    monkeypatch.delenv("TUNELAB_PUBLIC_DEMO", raising=False)
+    monkeypatch.delenv("TUNELAB_ALLOW_REMOTE_CODE", raising=False)
+    for argv in (["--allow-remote-code"], ["ui", "--allow-remote-code"]):
+        args = build_parser().parse_args(argv)
+        assert args.allow_remote_code and not args.public_demo
+    assert build_parser().parse_args(["ui", "--public-demo"]).public_demo
+    assert Policy.from_flags(allow_remote_code=True).allow_remote_code
+    assert not Policy.from_flags().allow_remote_code and not Policy.from_flags().public_demo
+    assert Policy.from_flags(public_demo=True).public_demo

@@ -82,9 +82,11 @@ def _listed(page, tab: str, picker: str) -> int:
 
 
 def _past_runs(page) -> str:
+    from playwright.sync_api import expect
+
     page.get_by_role("tab", name="2 · Train").click()
     page.get_by_text("Past runs").click()
-    page.locator("#runs-table").wait_for()
+    expect(page.locator("#runs-table")).to_contain_text("Owner", timeout=60_000)  # filled for this user on load
     return page.locator("#runs-table").inner_text()
 
 

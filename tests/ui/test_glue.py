@@ -190,7 +190,7 @@ def test_the_app_builds(tmp_path, lang):
 
     from ui import build_app
 
-    app = build_app(JobManager(root=tmp_path), lang, banner="warning")
+    app = build_app(JobManager(root=tmp_path), lang)
     assert isinstance(app, gr.Blocks)
     labels = {getattr(block, "label", None) for block in app.blocks.values()}
     assert strings.field_label("lora_r", lang) in labels and strings.t("run_shown", lang) in labels

@@ -246,11 +246,11 @@ def test_the_app_builds_with_sign_in_and_the_note(tmp_path, monkeypatch, lang):
     monkeypatch.setenv("SYSTEM", "spaces")
     monkeypatch.setenv("SPACE_ID", "owner/tunelab")
     assert identity.sign_in_enabled()
-    app = build_app(JobManager(root=tmp_path), lang, banner="warning", notice="runs are lost", sign_in=True)
+    app = build_app(JobManager(root=tmp_path), lang, notice="runs are lost", sign_in=True)
     buttons = [b for b in app.blocks.values() if isinstance(b, gr.LoginButton)]
     assert len(buttons) == 1 and app.expects_oauth
     notes = {b.elem_id: str(b.value) for b in app.blocks.values() if isinstance(b, gr.HTML) and b.elem_id}
-    assert "runs are lost" in notes["storage-note"] and "warning" in notes["security-banner"]
+    assert "runs are lost" in notes["storage-note"] and "security-banner" not in notes
 
 
 def test_a_space_without_gradio_oauth_builds_without_the_button(tmp_path, monkeypatch, capsys):

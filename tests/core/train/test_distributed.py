@@ -203,3 +203,35 @@ def test_two_processes_stop_resume_and_a_killed_worker(tiny_config):
     failed = summarize(again.dir)
     assert failed.status == "failed" and ("SIGKILL" in str(failed.message) or "Signal 9" in str(failed.message))
     assert not [pid for pid in _worker_pids(again) + [again.workers.pid] if _alive(pid)]
+
+
+def test_loss_is_normalised_by_the_whole_steps_tokens_over_ranks(tiny_config, tmp_path, monkeypatch):
+    """The ranks' gradients, averaged as DDP averages them, equal one process's gradient for the same step."""
+    import threading
+
+    from core.data.pipeline import prepare
+    from core.events import EventLog
+    from core.models import load_base, load_tokenizer, prepare_for_training
+    from core.train.trainer import Trainer, _Window
+
+    config = tiny_config.replace(lora_dropout=0.0, batch_size=2, validation_share=0.0, subset_share=0.1)
+    tokenizer = load_tokenizer(config)
+    data = prepare(config, tokenizer)
+    group = micro_batches(data.train, config, 0)[:2]  # two micro-batches of unequal token counts
+
+    def grads(config, accelerator):
+        torch.manual_seed(0)
+        model = prepare_for_training(load_base(config), tokenizer, config)
+        t = Trainer(model, tokenizer, data.train, [], config, EventLog(tmp_path / "e.jsonl"), tmp_path,
+                    threading.Event(), accelerator=accelerator)
+        seen = {}
+        t._clip_and_step = lambda: seen.update({n: p.grad.clone() for n, p in model.named_parameters()
+                                                if p.grad is not None}) or 0.0
+        t._optimizer_step(group, _Window())
+        return seen
+
+    one = grads(config.replace(grad_accum=2), None)
+    ranks = [grads(config.replace(grad_accum=1), _FakeAccelerator(r)) for r in (0, 1)]
+    assert one and set(one) == set(ranks[0])
+    for name, g in one.items():
+        torch.testing.assert_close((ranks[0][name] + ranks[1][name]) / 2, g, rtol=1e-4, atol=1e-6)

@@ -75,7 +75,7 @@ def _assert_close(reference: list[float], other: list[float], tolerance: float, 
     assert sum(other[half:]) < sum(other[:half]), f"{label}: it must still learn"
 
 
-@pytest.mark.parametrize("mode", ["bf16-autocast", "bf16-weights"])
+@pytest.mark.parametrize("mode", ["bf16-autocast", "bf16-weights", "fp16"])
 def test_tiny_model_curve_matches_fp32(mode, tmp_path):
     config = RunConfig(max_steps=8, batch_size=4, learning_rate=2e-2, warmup_ratio=0.0, logging_steps=1,
                        eval_steps=10**6, save_steps=10**6, seed=3)
@@ -84,7 +84,7 @@ def test_tiny_model_curve_matches_fp32(mode, tmp_path):
     other, trainer = _curve(_tiny(mode), examples, config, mode, tmp_path)
     _assert_close(fp32, other, TINY_TOLERANCE, f"tiny {mode}")
     autocast = isinstance(trainer.autocast, torch.autocast)
-    assert autocast == (mode == "bf16-autocast")
+    assert autocast == (mode in ("bf16-autocast", "fp16")) and (trainer.scaler is not None) == (mode == "fp16")
     trainable = [p for p in trainer.model.parameters() if p.requires_grad]
     assert all(p.dtype == torch.float32 for p in trainable)  # adapters (and so AdamW's state) stay fp32
     frozen = {p.dtype for p in trainer.model.parameters() if not p.requires_grad}
