@@ -11,3 +11,9 @@ The packages follow the flow of a run, and depend on each other in this order on
 A basic module imports no package; a package imports the basics and the packages above it in this list
 (core.train asks core.infer for probe answers and frees its chat models before a run).
 """
+
+import logging
+
+# On a CPU with AVX512-BF16, bitsandbytes 0.50 tries to fetch a 4-bit kernel from the Hub at import and
+# logs a warning when it can't (always, offline); it falls back to its own kernel, so the line is noise to users.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)

@@ -121,7 +121,7 @@ class RunConfig:
     main_process_port: int = _f(0, "training")   # 0: a free port on this machine (one machine only)
     # --- output ------------------------------------------------------------
     run_name: str = _f("", "output")
-    report_to: str = _f("none", "output", ("none", "tensorboard", "wandb"))
+    report_to: str = _f("none", "output", ("none", "tensorboard", "wandb", "mlflow", "trackio"))  # core/train/trackers.py
 
     # ------------------------------------------------------------------------
     @classmethod

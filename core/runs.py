@@ -103,9 +103,10 @@ class RunSummary:
 
 def summarize(path: Path, active: bool = False) -> RunSummary:
     """Rebuild a run's state from its event log; `active` when a live job owns it."""
-    if not active:
-        recover_folder(path / "adapter")  # a save killed between its two renames: put the old copy back
-        recover_folder(path / "merged")
+    swapped = [path / n for n in ("adapter", "merged") if _swap_interrupted(path / n)]
+    if swapped and not active and not devicelock.holder_of_run(path.name, path.parent):
+        for folder in swapped:  # a save killed between its two renames (no process is saving now): undo it
+            recover_folder(folder)
     summary = _replayed(path)
     summary.has_adapter = (path / "adapter" / "adapter_config.json").exists()
     summary.has_merged = (path / "merged" / "config.json").exists()
@@ -221,6 +222,10 @@ def replace_folder(new: Path, target: Path) -> None:
         os.replace(target, prev)
     os.replace(new, target)
     shutil.rmtree(prev, ignore_errors=True)
+
+
+def _swap_interrupted(target: Path) -> bool:
+    return not target.exists() and target.with_name(target.name + ".prev").exists()
 
 
 def recover_folder(target: Path) -> bool:

@@ -77,3 +77,19 @@ def test_chat_after_full_fine_tuning_shows_only_the_tuned_answer(tiny_config, ru
     chat = _run(["chat", "--run", "full-cli", "--prompt", "Hi", "--max-new-tokens", "4"], runs_root)
     assert chat.returncode == 0, chat.stderr[-2000:]
     assert "[tuned]" in chat.stdout and "[base]" not in chat.stdout
+
+
+def test_a_resume_refused_for_changed_data_exits_2_not_as_a_stop(capsys):
+    """The job ends "stopped" (so Resume works once the data is back), but for the CLI it is bad input."""
+    import app
+    from core.messages import msg
+    from core.runs import RunSummary
+
+    class RefusedResume:
+        name, dir, running = "r", Path("r"), False
+
+        def snapshot(self):
+            return RunSummary(name="r", path=Path("r"), status="stopped", message=msg("job.data_changed"))
+
+    assert app.follow(RefusedResume()) == app.EXIT_BAD_INPUT
+    assert "changed" in capsys.readouterr().out

@@ -29,7 +29,9 @@ def build_app(manager: JobManager, lang: str = "en", notice: str = "",
 
     from ui import chat_tab, data_tab, export_tab, train_tab  # noqa: PLC0415 - the tabs import gradio and torch
 
-    with gr.Blocks(title=t("title", lang), analytics_enabled=False) as app:
+    # Gradio keeps its own copy of every upload until restart; ours is kept under the run's uploads folder
+    # (ui.data_tab.save_upload copies it at once), so gradio's copies older than a day are removed every hour.
+    with gr.Blocks(title=t("title", lang), analytics_enabled=False, delete_cache=(3600, 86400)) as app:
         header(lang, notice, sign_in, demo)
         form: dict[str, gr.components.Component] = {}  # RunConfig field -> widget, filled by Data and Train
         with gr.Tabs():

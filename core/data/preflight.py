@@ -178,6 +178,9 @@ def _warnings(report: dict, encoded: list[dict], config: RunConfig, fmt: str) ->
 def format_report(report: dict, lang: str = "en") -> str:
     """The pre-flight report as plain text for the CLI (`python app.py train`), in `lang`."""
     say = lambda key, **params: localize(msg(key, **params), lang)
+    if not report["rows"] and report["problems"]:  # nothing could be read: the reason alone, in one line
+        first, *others = report["problems"]
+        return "\n".join([say("data.report.not_ready", problem=first), *(f"! {localize(p, lang)}" for p in others)])
     layout = report.get("layout") or report["format_name"] or "?"
     lines = [say("data.report.data", rows=report["rows"], kept=report["kept"], layout=layout)]
     if report["dropped"]:

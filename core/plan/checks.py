@@ -13,11 +13,29 @@ from core import hardware
 from core.config import RunConfig
 from core.messages import Msg, msg
 from core.plan import precision
+from core.plan.targets import target_problems
+
+# report_to -> (the module it needs, its pip package)
+TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"),
+                    "mlflow": ("mlflow", "mlflow"), "trackio": ("trackio", "trackio")}
 
 
 def check(config: RunConfig) -> list[Msg]:
     """Every problem that would stop this config from training here; empty when it can start."""
-    return config.validate() + hardware_problems(config)
+    problems = config.validate()
+    # the model's layers are read (config only, meta device) only for a config that is otherwise sound
+    targets = [] if problems else target_problems(config)
+    return problems + hardware_problems(config) + tracker_problems(config) + targets
+
+
+def tracker_problems(c: RunConfig) -> list[Msg]:
+    """The tracker `report_to` names must be installed here (core/train/trackers.py), with the pip command."""
+    out = []
+    for name in (n.strip() for n in c.report_to.split(",")):
+        module, package = TRACKER_PACKAGES.get(name, (None, None))
+        if module and not hardware.has_package(module):
+            out.append(msg("plan.needs_tracker", tracker=name, pip=f"pip install {package}"))
+    return out
 
 
 def hardware_problems(c: RunConfig) -> list[Msg]:

@@ -30,7 +30,7 @@ from core.messages import event_fields, join, msg
 from core.models import count_parameters, load_base, load_tokenizer, prepare_for_training, save_folder
 from core.plan import precision as precisions
 from core.plan.checks import check
-from core.train import checkpoints, distributed
+from core.train import checkpoints, distributed, trackers
 from core.train.trainer import Trainer
 
 PROBE_SAMPLING = Sampling(max_new_tokens=48, temperature=0, repetition_penalty=1.0)
@@ -172,6 +172,8 @@ class TrainingJob:
         if accelerator and config.distributed != "ddp":  # sharded weights: no rank can generate or checkpoint alone
             probe = None
             self.log.append("notice", **event_fields(msg("job.sharded_limits", strategy=config.distributed)))
+        if accelerator is None or accelerator.is_main_process:  # report_to: the same events, to the tracker too
+            self.log = trackers.attach(self.log, config, self.dir, self.name)
         trainer = Trainer(model, tokenizer, data.train, data.validation, config, self.log, self.dir,
                           self._stop, probe=probe, precision=decision, accelerator=accelerator)
         self._check_same_data(data)

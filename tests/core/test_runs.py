@@ -113,3 +113,22 @@ def test_the_cache_forgets_the_least_recent_runs_past_its_budget(runs_root, monk
         assert summarize(folder).step == 4
     assert list(runs._replays)[-1] == runs_root / "b" and runs_root / "a" not in runs._replays
     assert summarize(runs_root / "a").step == 4  # read again from the file when asked
+
+
+def test_a_process_killed_between_the_renames_leaves_the_old_copy(tmp_path):
+    """SIGKILL (not an exception) right after the old folder was moved aside: the next reader restores it."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.paths import ROOT
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("old")
+    (tmp_path / "adapter.tmp").mkdir()
+    (tmp_path / "adapter.tmp" / "adapter_config.json").write_text("new")
+    child = ("import os, signal, sys\nfrom pathlib import Path\nfrom core import runs\nreal = os.replace\n"
+             "def replace(a, b):\n    real(a, b)\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+             "runs.os.replace = replace\nruns.replace_folder(Path(sys.argv[1]) / 'adapter.tmp', Path(sys.argv[1]) / 'adapter')\n")
+    done = subprocess.run([sys.executable, "-c", child, str(tmp_path)], cwd=ROOT, timeout=60)
+    assert done.returncode == -signal.SIGKILL and not (tmp_path / "adapter").exists()
+    assert summarize(tmp_path).has_adapter and (tmp_path / "adapter" / "adapter_config.json").read_text() == "old"
