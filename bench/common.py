@@ -233,6 +233,7 @@ def _run_engine(spec: dict, examples: list[dict]) -> dict:
         decision = precisions.Decision(spec["mode"], decision.reason, decision.speed, decision.measured)
     probe_seconds = time.perf_counter() - probe_start
     base = load_base(config, dtype=decision.weights_dtype)
+    precisions.cast_linears(base, decision)
     loaded_rss = _rss()
     model = prepare_for_training(base, tokenizer, config)
     folder = Path(tempfile.mkdtemp(prefix="tunelab-bench-"))

@@ -9,6 +9,11 @@ every estimate within +-20% on CPU.
     .venv/bin/python -m bench.planner_accuracy            # CPU, embedded model (~5 min on 2 cores)
     .venv/bin/python -m bench.planner_accuracy --quick    # 4 configurations
     .venv/bin/python -m bench.planner_accuracy --gpu      # random-init Llama 1B on CUDA (skipped without)
+    .venv/bin/python -m bench.planner_accuracy --families # GPT-2 and GPT-NeoX, tiny to small (~5 min on 2 cores)
+
+The --families rows train random-init GPT-2 (Conv1D layers) and GPT-NeoX (fused query_key_value)
+models built from a config here (the embedded tokenizer's vocabulary; nothing downloaded): the planner
+sizes them from the empty model of the same config (core/plan/targets.py).
 """
 from __future__ import annotations
 
@@ -43,15 +48,100 @@ CONFIGS = [  # (label, RunConfig changes, example length)
 ]
 QUICK = [0, 2, 5, 6]
 
+# (name, config class, config keywords): tiny to small, with the embedded tokenizer's vocabulary
+FAMILIES = [
+    ("gpt2-tiny (4 x 256)", "GPT2Config", dict(n_embd=256, n_layer=4, n_head=4, n_positions=1024)),
+    ("gpt2-small (6 x 768)", "GPT2Config", dict(n_embd=768, n_layer=6, n_head=12, n_positions=1024)),
+    ("neox-tiny (4 x 256)", "GPTNeoXConfig", dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                                                  intermediate_size=1024, max_position_embeddings=1024)),
+    ("neox-small (6 x 1024)", "GPTNeoXConfig", dict(hidden_size=1024, num_hidden_layers=6, num_attention_heads=16,
+                                                    intermediate_size=4096, max_position_embeddings=1024)),
+]
+ATTENTION = {"GPT2Config": "c_attn", "GPTNeoXConfig": "query_key_value"}
+
+
+def family_configs(kind: str) -> list[tuple[str, dict, int]]:
+    """What each family is measured with: LoRA on every linear layer, LoRA on the attention only
+    (the KoGPT2 / polyglot-ko recipes) with checkpointing, and full fine-tuning."""
+    return [("LoRA r8 all-linear, batch 4 x 256", dict(BASE, batch_size=4), 256),
+            (f"LoRA r8 {ATTENTION[kind]}, batch 8 x 256, grad. ckpt",
+             dict(BASE, batch_size=8, target_modules=ATTENTION[kind], gradient_checkpointing=True), 256),
+            ("full, AdamW, batch 4 x 256", dict(method="full", batch_size=4, learning_rate=1e-5), 256)]
+
+
+def family_folder(name: str, kind: str, keywords: dict, folder: Path) -> tuple[str, object]:
+    """A random-init model of this family saved with the embedded tokenizer; (its folder, its config)."""
+    import torch  # noqa: PLC0415 - the bench parent imports torch only for --families
+    import transformers  # noqa: PLC0415 - idem
+
+    from core.config import RunConfig  # noqa: PLC0415 - idem
+    from core.models import load_tokenizer  # noqa: PLC0415 - idem
+
+    tokenizer = load_tokenizer(RunConfig())
+    config = getattr(transformers, kind)(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                                         **keywords)
+    target = folder / name.split(" ")[0]
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return str(target), config
+
+
+def families(args) -> None:
+    from core.config import RunConfig  # noqa: PLC0415 - idem
+
+    folder = Path(tempfile.mkdtemp(prefix="tunelab-planner-families-"))
+    rows, worst = [], 0.0
+    for name, kind, keywords in FAMILIES:
+        model, model_config = family_folder(name, kind, keywords, folder)
+        for label, changes, length in family_configs(kind):
+            config = RunConfig().replace(**changes, max_length=length, model=model)
+            row = measure(f"{name}: {label}", config, length, args.steps, folder, model_config)
+            rows.append(row[:-1])
+            worst = max(worst, row[-1])
+    table = markdown_table(["configuration (random-init, CPU, fp32)", "estimate", "measured peak", "error",
+                            "largest parts of the estimate (GB)"], rows)
+    verdict = f"Largest error: {worst:.0%} (target: within 20% for every configuration)."
+    print("\n" + table + "\n\n" + verdict)
+    update_results("Planner accuracy, GPT-2 and GPT-NeoX (CPU)",
+                   f"`.venv/bin/python -m bench.planner_accuracy --families`\n\n{table}\n\n{verdict}")
+
+
+def measure(label: str, config, length: int, steps: int, folder: Path, model_config=None) -> list:
+    """[label, estimate, measured, error, largest parts, |error|] of one configuration trained in a child."""
+    from core.plan.memory import estimate  # noqa: PLC0415 - torch and transformers: only when measuring
+
+    n = config.batch_size * (steps + 1)
+    data = write_examples(fixed_length_examples(n, length), folder)
+    stats = {"length_max": length, "trained_share": 0.5, "tokens": n * length}
+    est = estimate(config, data_stats=stats, model_config=model_config)
+    start = time.time()
+    result = run_child({"variant": "engine", "label": label, "data": data, "steps": steps,
+                        "config": config.to_dict()})
+    if "error" in result:
+        print(f"{label}: failed: {result['error']}", flush=True)
+        return [label, gb(est.peak_bytes), "failed", result["error"][:80], "", 0.0]
+    measured = result["peak_bytes"]
+    error = est.peak_bytes / measured - 1
+    top = sorted(((v, k) for k, v in est.breakdown.items()), reverse=True)[:3]
+    print(f"{label}: estimate {gb(est.peak_bytes)}, measured {gb(measured)} ({error:+.0%}), "
+          f"{result['tokens_per_sec']:.0f} tok/s, {time.time() - start:.0f} s", flush=True)
+    return [label, gb(est.peak_bytes), gb(measured), f"{error:+.0%}",
+            ", ".join(f"{k} {v / 1e9:.2f}" for v, k in top), abs(error)]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="4 configurations instead of 8")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--gpu", action="store_true", help="random-init Llama 1B / 7B on CUDA")
+    parser.add_argument("--families", action="store_true", help="random-init GPT-2 and GPT-NeoX, tiny to small")
     args = parser.parse_args()
     if args.gpu:
         return gpu(args)
+    if args.families:
+        return families(args)
 
     from core.config import RunConfig
     from core.plan.memory import estimate

@@ -74,7 +74,9 @@ def test_five_runs_in_one_process_leak_no_models(tiny_config):
         assert job.join(120) == "finished"
         release_memory()
         assert process.memory_info().rss <= baseline * 1.10
-    alive = [o for o in gc.get_objects() if isinstance(o, PreTrainedModel)]
+    # the planner keeps a few empty models (every parameter on the meta device, no memory) to read layer shapes
+    alive = [o for o in gc.get_objects() if isinstance(o, PreTrainedModel)
+             and any(p.device.type != "meta" for p in o.parameters())]
     assert not alive, f"{len(alive)} models still in memory after the runs"
 
 

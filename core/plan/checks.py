@@ -13,7 +13,8 @@ from core import hardware
 from core.config import RunConfig
 from core.messages import Msg, msg
 from core.plan import precision
-from core.plan.targets import target_problems
+from core.plan.model_shape import read_model_config
+from core.plan.targets import needs_layers, target_problems
 
 # report_to -> (the module it needs, its pip package)
 TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"),
@@ -24,8 +25,20 @@ def check(config: RunConfig) -> list[Msg]:
     """Every problem that would stop this config from training here; empty when it can start."""
     problems = config.validate()
     # the model's layers are read (config only, meta device) only for a config that is otherwise sound
-    targets = [] if problems else target_problems(config)
+    targets = [] if problems else layer_problems(config)
     return problems + hardware_problems(config) + tracker_problems(config) + targets
+
+
+def layer_problems(c: RunConfig) -> list[Msg]:
+    """target_modules against the model's real layers (core/plan/targets.py), from its config alone.
+    A config that can't be read here (offline, not cached) is left to the load, which says why."""
+    if not needs_layers(c):
+        return []
+    try:
+        model_config = read_model_config(c.model)
+    except Exception:  # offline, gated, no such model: not this check's to say
+        return []
+    return target_problems(c, model_config)
 
 
 def tracker_problems(c: RunConfig) -> list[Msg]:

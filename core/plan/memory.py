@@ -43,6 +43,7 @@ from core.messages import DEFAULT_LANG, Msg, join, localize, msg
 from core.plan import precision as precisions
 from core.plan.model_shape import Shape, read_model_config, shape_of
 from core.plan.speed import ANSWER_SHARE, seconds_per_epoch
+from core.plan.targets import ALL_LINEAR, requested
 
 GB = 1e9
 GIB = 2**30
@@ -147,20 +148,20 @@ def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> 
     assumptions = []
 
     # weights
-    linear = s.layers * s.layer_linear_params
-    rest = s.embed_params + s.head_params + s.other_params
+    linear = s.linear_params
+    rest = s.rest_params if s.modules else s.embed_params + s.head_params + s.other_params
     if quant == "4bit":
         constants = (1 + 4 / 256) / 64 if config.double_quant else 4 / 64   # per weight
         weights = linear * (0.5 + constants) + rest * (4 if device == "cpu" else w)
     elif quant == "8bit":
-        weights = linear * 1 + s.layers * sum(o for _, o in s.linear_shapes()) * 4 + rest * (4 if device == "cpu" else w)
+        weights = linear * 1 + s.linear_outputs * 4 + rest * (4 if device == "cpu" else w)
     else:
         weights = (linear + rest) * w
 
     # trainable weights, gradients, optimizer states
     if lora:
-        targets = _lora_targets(config, s)
-        trainable = config.lora_r * sum(a + b for a, b in targets) * s.layers
+        targets = _lora_targets(config, s)  # every targeted layer of the whole model
+        trainable = config.lora_r * sum(a + b for a, b in targets)
         tw = 4  # peft keeps adapters in fp32
         trainable_bytes = trainable * tw
     else:
@@ -192,7 +193,7 @@ def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> 
     kept = tokens * share
 
     a = 4 if precision == "fp32" else 2   # activation bytes
-    per_layer = _layer_activation_bytes(config, s, a, device, lora)
+    per_layer = _layer_activation_bytes(config, s, a, device, lora, longest)
     if config.gradient_checkpointing:
         activations = tokens * (s.layers * s.hidden * a + per_layer)
     else:
@@ -228,16 +229,23 @@ def _checkpoint_bytes(s: Shape) -> int:
 
 
 def _lora_targets(config: RunConfig, s: Shape) -> list[tuple[int, int]]:
+    """(in, out) of every layer of the model LoRA will wrap: from the empty model's real layers where it
+    was built (peft's all-linear, or peft's name matching), else Llama's seven projections in every layer."""
+    wanted = config.target_modules.strip()
+    if s.modules:
+        if wanted.lower() in ALL_LINEAR:
+            return [s.modules[n] for n in s.all_linear if n in s.modules]
+        return [shape for name, shape in s.modules.items()
+                if any(name == w or name.endswith("." + w) for w in requested(wanted))]
     names = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     shapes = dict(zip(names, s.linear_shapes()))
-    wanted = config.target_modules.strip()
-    if wanted in ("all-linear", "all", ""):
-        return list(shapes.values())
+    if wanted in ALL_LINEAR:
+        return list(shapes.values()) * s.layers
     picked = [shapes[n.strip()] for n in wanted.split(",") if n.strip() in shapes]
-    return picked or list(shapes.values())
+    return (picked or list(shapes.values())) * s.layers
 
 
-def _layer_activation_bytes(config: RunConfig, s: Shape, a: int, device: str, lora: bool) -> float:
+def _layer_activation_bytes(config: RunConfig, s: Shape, a: int, device: str, lora: bool, longest: int) -> float:
     """Bytes autograd keeps per token in one decoder layer (the engine's kernels; see module doc)."""
     h, i = s.hidden, s.intermediate
     floats = (
@@ -246,16 +254,18 @@ def _layer_activation_bytes(config: RunConfig, s: Shape, a: int, device: str, lo
         + s.q            # attention output (its own tensor) ...
         + s.q            # ... and its transposed copy, o_proj's input
         + 2 * h          # residual after attention (norm input) + normed (shared by gate/up)
-        + 4 * i          # gate, up, silu(gate), silu(gate) * up (down_proj's input)
+        + s.mlp_saved * i  # gated: gate, up, silu(gate), their product; plain: fc out, act(fc out) (model_shape)
     )
     extra = s.heads * 4  # attention logsumexp, fp32
+    if s.attention_dropout > 0:  # SDPA with dropout: the math path keeps softmax(QK), its mask and the dropped copy
+        extra += s.heads * longest * (2 * a + 1)  # per token: its row of every head's weights
     if device == "cuda" and a == 2:
         extra += 2 * h * 4  # RMSNorm computes in fp32 and keeps its fp32 input
     if lora:
-        targets = _lora_targets(config, s)
-        extra += config.lora_r * len(targets) * 4  # the small (tokens x r) products, fp32
+        targets = _lora_targets(config, s)  # the whole model's: per layer is 1/layers of it
+        extra += config.lora_r * len(targets) * 4 / s.layers  # the small (tokens x r) products, fp32
         if config.lora_dropout > 0:  # the engine's LoRA kernel keeps a 1-byte dropout mask per adapter
-            extra += sum(n for n, _ in targets)
+            extra += sum(n for n, _ in targets) / s.layers
     return floats * a + extra
 
 

@@ -1,5 +1,9 @@
 """A model's shape (layer sizes, heads, vocabulary) read from its config, without loading weights.
 
+The linear layers' names and shapes and the parameter count come from the empty (meta-device) model
+of the config (core/plan/targets.py) for any architecture transformers can build: GPT-2's Conv1D,
+GPT-NeoX's fused query_key_value, Llama's seven projections; the Llama formula is the fallback.
+
 The memory and time planner (core/plan/memory.py) needs only sizes: they come from
 the transformers config of a local folder, the cache, or the Hub when it is
 reachable, and for the embedded model from a built-in copy of its config so
@@ -8,6 +12,7 @@ the estimate works before the first conversion.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -17,6 +22,7 @@ from transformers import AutoConfig
 from core.config import DEFAULT_MODEL
 from core.messages import msg
 from core.models import EMBEDDED, cache_root, resolve
+from core.plan import targets
 
 # SmolLM2-135M-Instruct's shape: the embedded default, so the estimate works before its first conversion.
 EMBEDDED_CONFIG = dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -35,6 +41,13 @@ class Shape:
     vocab: int
     tied: bool
     dtype: str = "bfloat16"  # the checkpoint's stored precision
+    # From the empty (meta-device) model of the config, when transformers can build it (core/plan/targets.py);
+    # else None and the sizes above stand for Llama's seven linear layers.
+    modules: dict | None = None      # {full name: (in, out)} of every linear layer but the head
+    all_linear: tuple = ()           # the names peft's all-linear resolution picks
+    param_count: int | None = None   # every parameter (tied weights once)
+    mlp_saved: int = 4               # tensors of intermediate size autograd keeps per MLP (see memory.py)
+    attention_dropout: float = 0.0   # > 0 (GPT-2's 0.1): attention runs SDPA's math path, which keeps the weights
 
     @property
     def kv(self) -> int:
@@ -45,9 +58,25 @@ class Shape:
         return self.heads * self.head_dim
 
     def linear_shapes(self) -> list[tuple[int, int]]:
-        """(in, out) of every linear layer in one decoder layer."""
+        """(in, out) of every linear layer in one decoder layer (the model's own where it was built empty)."""
+        if self.modules:
+            return [shape for name, shape in self.modules.items() if _layer_index(name) == 0]
         h, i = self.hidden, self.intermediate
         return [(h, self.q), (h, self.kv), (h, self.kv), (self.q, h), (h, i), (h, i), (i, h)]
+
+    @property
+    def linear_params(self) -> int:
+        """Weights of every linear layer but the head (what 4/8-bit quantization shrinks)."""
+        if self.modules:
+            return sum(a * b for a, b in self.modules.values())
+        return self.layers * self.layer_linear_params
+
+    @property
+    def linear_outputs(self) -> int:
+        """Output features summed over every linear layer but the head (8-bit keeps a scale per row)."""
+        if self.modules:
+            return sum(o for _, o in self.modules.values())
+        return self.layers * sum(o for _, o in self.linear_shapes())
 
     @property
     def layer_linear_params(self) -> int:
@@ -67,7 +96,43 @@ class Shape:
 
     @property
     def total_params(self) -> int:
+        if self.param_count is not None:
+            return self.param_count
         return self.layers * self.layer_linear_params + self.embed_params + self.head_params + self.other_params
+
+    @property
+    def rest_params(self) -> int:
+        """Everything but the linear layers: embeddings, position embeddings, norms, biases elsewhere, the head."""
+        return self.total_params - self.linear_params
+
+
+def _layer_index(name: str) -> int | None:
+    """The block number in a module path (model.layers.3.mlp.up_proj -> 3), None outside the blocks."""
+    found = re.search(r"\.(\d+)\.", name)
+    return int(found[1]) if found else None
+
+
+# tensors of intermediate size autograd keeps per MLP, by activation: a gated MLP keeps gate, up, act(gate)
+# and their product; a plain one its first layer's output and act(output); GPT-2's gelu_new is written as
+# Python arithmetic, whose autograd keeps x, tanh(.), 0.5x, 1+tanh(.) and the product
+PLAIN_MLP_SAVED = {"gelu_new": 5}
+GATE_NAMES = ("gate_proj", "w1", "w3", "gate_up_proj", "fc_in_gate")
+
+
+def _with_empty_model(shape: Shape, model_config) -> Shape:
+    """`shape` with the layer names, shapes and parameter count of the empty model (unchanged if it can't be built)."""
+    try:
+        model = targets.empty_model(model_config)
+    except Exception:  # a custom architecture (remote code), an unknown model type: the formula stands
+        return shape
+    shape.modules = targets.linear_layers(model)
+    shape.all_linear = tuple(targets.targeted(model, "all-linear"))
+    shape.param_count = sum(p.numel() for p in model.parameters())
+    gated = any(n.rsplit(".", 1)[-1] in GATE_NAMES for n in shape.modules)
+    get = (lambda k: model_config.get(k)) if isinstance(model_config, dict) else (lambda k: getattr(model_config, k, None))
+    act = get("activation_function") or get("hidden_act") or ""
+    shape.mlp_saved = 4 if gated else PLAIN_MLP_SAVED.get(act, 2)
+    return shape
 
 
 def shape_of(model_config) -> Shape:
@@ -81,10 +146,12 @@ def shape_of(model_config) -> Shape:
     if not (hidden and layers and heads):
         raise ValueError(msg("plan.shape_incomplete"))
     head_dim = get("head_dim") or hidden // heads
-    return Shape(hidden=hidden, intermediate=get("intermediate_size") or get("n_inner") or 4 * hidden,
-                 layers=layers, heads=heads, kv_heads=get("num_key_value_heads") or heads, head_dim=head_dim,
-                 vocab=get("vocab_size") or 32000, tied=bool(get("tie_word_embeddings", False)),
-                 dtype=str(get("dtype") or get("torch_dtype") or "bfloat16").replace("torch.", ""))
+    shape = Shape(hidden=hidden, intermediate=get("intermediate_size") or get("n_inner") or 4 * hidden,
+                  layers=layers, heads=heads, kv_heads=get("num_key_value_heads") or heads, head_dim=head_dim,
+                  vocab=get("vocab_size") or 32000, tied=bool(get("tie_word_embeddings", False)),
+                  dtype=str(get("dtype") or get("torch_dtype") or "bfloat16").replace("torch.", ""),
+                  attention_dropout=float(get("attn_pdrop") or get("attention_dropout") or 0.0))
+    return _with_empty_model(shape, c)
 
 
 def read_model_config(ref: str):

@@ -8,9 +8,11 @@ slower. So `precision: auto` is decided by a probe:
   fp32           weights, activations and LoRA in fp32
   bf16-autocast  fp32 weights; matmuls run in bf16 under torch.autocast
                  (a cast of every frozen weight on every call)
-  bf16-weights   the frozen base stored in bf16, activations in bf16; the LoRA
-                 weights, their gradients and the optimizer state stay fp32
-                 (peft keeps adapters in fp32), so the update is as precise
+  bf16-weights   the frozen base's linear layers stored in bf16 (no cast per call),
+                 matmuls in bf16 under autocast; embeddings, norms and the
+                 residual stream stay fp32 (a bf16 residual stream drifted the
+                 loss by ~8% in 6 steps), and so do the LoRA weights, their
+                 gradients and the optimizer state (peft keeps adapters in fp32)
   fp16           (explicit only) fp16 autocast with a gradient scaler
 
 The probe times the model's own layer shapes (every linear of one decoder
@@ -53,7 +55,7 @@ ROUNDS = 5
 MIN_ROUNDS = 3
 PROBE_BUDGET_S = 1.5   # the timed part of the probe, roughly (the first build/warm-up comes on top)
 PROBE_FLOPS = 6e9      # work of one probe call (~30 ms on 2 idle cores; ~280 tokens of the embedded model)
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: bf16 weights keep the residual stream fp32
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ class Decision:
 
     @property
     def weights_dtype(self) -> torch.dtype:
-        """The dtype to load the base model in."""
-        if self.mode == "bf16-weights":
+        """The dtype to load the base model in (on CPU, `cast_linears` then stores the linears in bf16)."""
+        if self.mode == "bf16-weights" and hardware.device_type() == "cuda":
             return torch.bfloat16
         if self.mode == "fp16" and hardware.device_type() == "cuda":
             return torch.float16
@@ -80,8 +82,8 @@ class Decision:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        """The autocast dtype of the forward pass, or None for none (bf16 weights on CPU need none)."""
-        if self.mode == "bf16-autocast" or (self.mode == "bf16-weights" and hardware.device_type() == "cuda"):
+        """The autocast dtype of the forward pass, or None for none."""
+        if self.mode in ("bf16-autocast", "bf16-weights"):
             return torch.bfloat16
         return torch.float16 if self.mode == "fp16" else None
 
@@ -106,7 +108,7 @@ def _workload(mode: str, shape: Shape, tokens: int, device: str, lora: bool, r: 
     base_dtype = {"bf16-weights": torch.bfloat16, "fp16": torch.float16}.get(mode, torch.float32)
     if mode == "fp16" and device == "cpu":
         base_dtype = torch.float32  # fp16 on CPU: autocast over fp32 weights
-    act = torch.bfloat16 if mode == "bf16-weights" else base_dtype
+    act = base_dtype if device == "cuda" else torch.float32  # CPU: the residual stream stays fp32
     layers = []
     for n_in, n_out in shape.linear_shapes():
         w = (torch.randn(n_out, n_in, generator=g) * n_in ** -0.5).to(device=device, dtype=base_dtype)
@@ -114,9 +116,7 @@ def _workload(mode: str, shape: Shape, tokens: int, device: str, lora: bool, r: 
         b = torch.zeros(n_out, r, device=device).requires_grad_(lora)
         x = torch.randn(tokens, n_in, generator=g).to(device=device, dtype=act).requires_grad_(True)
         layers.append((w, a, b, x))
-    cast = {"bf16-autocast": torch.bfloat16, "fp16": torch.float16}.get(mode)
-    if mode == "bf16-weights" and device == "cuda":
-        cast = torch.bfloat16
+    cast = {"bf16-autocast": torch.bfloat16, "bf16-weights": torch.bfloat16, "fp16": torch.float16}.get(mode)
     context = (lambda: torch.autocast(device, dtype=cast)) if cast else nullcontext
 
     def run() -> None:
@@ -330,6 +330,24 @@ def decide(config: RunConfig, model=None) -> Decision:
     return choose(speed, modes)
 
 
+def cast_linears(model, decision: Decision) -> int:
+    """bf16 weights on CPU: store the base's linear layers (not the output head) in bf16; returns how many.
+
+    Called on the loaded base before LoRA wraps it. Embeddings, norms and the
+    head stay fp32, so the residual stream and the loss stay fp32 (autocast runs
+    the matmuls in bf16 without casting these weights on every call).
+    """
+    if decision.mode != "bf16-weights" or hardware.device_type() == "cuda":
+        return 0  # a GPU loads the whole model in bf16 (weights_dtype)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    count = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module is not head and module.weight.is_floating_point():
+            module.to(torch.bfloat16)
+            count += 1
+    return count
+
+
 def planned(config: RunConfig, shape: Shape) -> str | None:
     """fp32 / bf16 for the memory planner, from a measurement already cached (never probes); None: not known yet."""
     if config.precision != "auto":
@@ -347,7 +365,8 @@ def for_model(model, config: RunConfig) -> Decision:
     """The decision for a model someone else loaded: what its weights are, else what `decide` says."""
     floats = [p for p in model.parameters() if p.is_floating_point()]
     frozen = [p for p in floats if not p.requires_grad] or floats  # full fine-tuning: every weight trains
-    dtype = frozen[0].dtype if frozen else torch.float32
+    dtypes = {p.dtype for p in frozen}
+    dtype = torch.bfloat16 if torch.bfloat16 in dtypes else torch.float16 if torch.float16 in dtypes else torch.float32
     if dtype == torch.bfloat16:
         return Decision("bf16-weights", msg("precision.as_loaded", mode=LABELS["bf16-weights"]))
     if dtype == torch.float16:

@@ -48,7 +48,9 @@ def empty_model(model_config, trust_remote_code: bool = False) -> torch.nn.Modul
     key = json.dumps(config.to_dict(), sort_keys=True, default=str) + str(trust_remote_code)
     if key not in _CACHE:
         with init_empty_weights():
-            _CACHE[key] = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        model.tie_weights()  # init_empty_weights re-registers each parameter, which unties a tied head
+        _CACHE[key] = model
         if len(_CACHE) > 8:  # a long-running app sees many models; each empty one is small but not free
             _CACHE.pop(next(iter(_CACHE)))
     return _CACHE[key]
@@ -103,19 +105,19 @@ def unmatched(model: torch.nn.Module, value: str) -> list[str]:
     return [w for w in requested(value) if not any(_matches(n, w) for n in names)]
 
 
-def target_problems(config: RunConfig, model_config=None) -> list[Msg]:
-    """`target_modules` names that match nothing in the chosen model, refused with its real linear layers.
+def needs_layers(config: RunConfig) -> bool:
+    """Whether the target check has anything to check (a LoRA run naming its layers)."""
+    return config.uses_lora and config.target_modules.strip().lower() not in ALL_LINEAR
 
-    The model's config is read without weights; when it cannot be read here (offline, not cached, a
-    custom architecture) nothing is refused: loading the model will say what is wrong.
+
+def target_problems(config: RunConfig, model_config) -> list[Msg]:
+    """`target_modules` names that match nothing in the model of `model_config`, refused with its real
+    linear layers. When the architecture can't be built here (a custom one, remote code) nothing is
+    refused: loading the model will say what is wrong.
     """
-    if not config.uses_lora or config.target_modules.strip().lower() in ALL_LINEAR:
+    if not needs_layers(config):
         return []
     try:
-        if model_config is None:
-            from core.plan.model_shape import read_model_config  # noqa: PLC0415 - model_shape imports this module
-
-            model_config = read_model_config(config.model)
         model = empty_model(model_config, config.trust_remote_code)
     except Exception:  # unknown here: the load reports it with the library's own words
         return []

@@ -165,8 +165,10 @@ class TrainingJob:
         self._progress(msg("precision.measuring"))
         decision = precisions.decide(config)  # measured on this machine (cached): the dtype to load the base in
         self._progress(decision.reason)
-        model = prepare_for_training(load_base(config, self.token, self._progress, dtype=load_dtype(decision, config)),
-                                     tokenizer, config)
+        base = load_base(config, self.token, self._progress, dtype=load_dtype(decision, config))
+        precisions.cast_linears(base, decision)  # bf16 weights on CPU: the linears in bf16, the residual stream fp32
+        model = prepare_for_training(base, tokenizer, config)
+        del base
         # a partial, not a lambda: no closure keeps `model` alive past the `del` below
         probe = functools.partial(self._probe, model, tokenizer, config)
         if accelerator and config.distributed != "ddp":  # sharded weights: no rank can generate or checkpoint alone

@@ -18,6 +18,8 @@ PRESETS = ROOT / "presets"
 QWEN_1_5B = dict(model_type="qwen2", hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
                  num_attention_heads=12, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
                  dtype="bfloat16")
+POLYGLOT_1_3B = dict(model_type="gpt_neox", hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
+                     num_attention_heads=16, vocab_size=30080, tie_word_embeddings=False, dtype="float16")
 
 
 def _embedded_only(ref: str):
@@ -57,14 +59,18 @@ def test_the_planner_can_veto_a_hint_where_it_can_size_the_model():
     """With Qwen's config in the cache, the planner sizes lora-1b-16gb's worst case (8 x 1024 tokens, no
     checkpointing) far above 16 GB: the 16 GB card opens on the demo instead, never on a "does not fit"."""
     cached = lambda ref: QWEN_1_5B if ref.startswith("Qwen/") else _embedded_only(ref)  # noqa: E731
-    assert _pick("cuda", 16, lookup=cached).name == "cpu-demo"
+    # polyglot-ko-1.3b-t4 (its model not cached: its hint decides) is the 16 GB recipe left
+    assert _pick("cuda", 16, lookup=cached).name == "polyglot-ko-1.3b-t4"
+    both = lambda ref: POLYGLOT_1_3B if ref.startswith("EleutherAI/polyglot-ko-1.3b") else cached(ref)  # noqa: E731
+    assert _pick("cuda", 16, lookup=both).name == "polyglot-ko-1.3b-t4"  # sized: fp16 + checkpointing fit
     assert _pick("cuda", 24, lookup=cached).name == "qlora-13b-24gb"  # the others still go by their hints
 
 
 def test_every_preset_hint_parses():
     hints = {path.stem: fits_hint(path) for path in sorted(PRESETS.glob("*.yaml"))}
     assert hints == {"cpu-demo": Hint(cpu=True, min_bytes=0), "full-small": None,
-                     "lora-1b-16gb": Hint(cpu=False, min_bytes=14 * GIB),
+                     "lora-1b-16gb": Hint(cpu=False, min_bytes=14 * GIB), "kogpt2-lora": None,
+                     "polyglot-ko-1.3b-t4": Hint(cpu=False, min_bytes=14 * GIB),
                      "qlora-13b-24gb": Hint(cpu=False, min_bytes=22 * GIB),
                      "qlora-7b-24gb": Hint(cpu=False, min_bytes=20 * GIB)}
 
