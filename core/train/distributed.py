@@ -120,6 +120,7 @@ def run(job, config: RunConfig) -> str:
     job._progress(msg("job.launching", processes=world_size(config), strategy=config.distributed))
     seen = len(read_events(job.log.path))
     with open(run_dir / LOG_NAME, "ab") as out:
+        offset = out.tell()  # the log is appended across launches: only this launch's lines say how it ended
         proc = subprocess.Popen(launch_command(config, run_dir), cwd=ROOT, env=worker_env(job.token),
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -131,6 +132,11 @@ def run(job, config: RunConfig) -> str:
     if (run_dir / OOM_MARK).exists():
         raise MemoryError("out of memory in a training process")
     ended = [e["type"] for e in read_events(job.log.path)[seen:] if e["type"] in TERMINAL_TYPES]
+    killed = _killed_worker_line(run_dir / LOG_NAME, offset) if code else ""
+    if ended and ended[-1] == "failed" and killed:
+        # rank 0 saw only its peer vanish (a gloo/NCCL read error); the launcher's line says which worker died and how
+        job.log.append("failed", **event_fields(msg("job.worker_lost", code=code, error=killed)),
+                       detail=tail(run_dir / LOG_NAME))
     if ended:
         return ended[-1]
     if code == 0 and config.machine_rank > 0:  # rank 0, on machine 0, wrote the curve and saved the adapter
@@ -197,6 +203,25 @@ def end_all(proc: subprocess.Popen, run_dir: Path) -> None:
 
 _ERROR_WORDS = re.compile(r"(Error|Exception|Signal \d+|Killed|Traceback|exitcode)")
 _NOISE = re.compile(r"^(=+|-+|\[[\d:\s]+\]:?|To enable traceback.*|error_file:.*|time\s*:.*|host\s*:.*)$")
+
+
+_KILLED = re.compile(r"Signal \d+ \(\w+\) received by PID \d+")
+
+
+def _killed_worker_line(log: Path, offset: int = 0) -> str:
+    """The launcher's "Signal 9 (SIGKILL) received by PID …" line of the worker that died first, else ''.
+
+    torchrun lists every rank it ended (the others get its own SIGTERM) and then the "Root Cause" one.
+    """
+    try:
+        with log.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    root = text.rsplit("Root Cause", 1)[-1] if "Root Cause" in text else text
+    found = [line.strip() for line in root.splitlines() if _KILLED.search(line)]
+    return found[0].removeprefix("traceback :").strip()[:300] if found else ""
 
 
 def last_error_line(log: Path) -> str:

@@ -235,3 +235,16 @@ def test_loss_is_normalised_by_the_whole_steps_tokens_over_ranks(tiny_config, tm
     assert one and set(one) == set(ranks[0])
     for name, g in one.items():
         torch.testing.assert_close((ranks[0][name] + ranks[1][name]) / 2, g, rtol=1e-4, atol=1e-6)
+
+
+def test_a_killed_worker_is_named_from_this_launch_and_its_root_cause(tmp_path):
+    """The log holds an earlier launch's SIGTERM (a Stop) and torchrun's SIGTERM of rank 0: the SIGKILL is the cause."""
+    from core.train.distributed import _killed_worker_line
+
+    log = tmp_path / "workers.log"
+    earlier = "  traceback : Signal 15 (SIGTERM) received by PID 10\n"
+    log.write_text(earlier + "Failures:\n  traceback : Signal 15 (SIGTERM) received by PID 20\n"
+                   "Root Cause (first observed failure):\n  traceback : Signal 9 (SIGKILL) received by PID 21\n")
+    assert _killed_worker_line(log, offset=len(earlier)) == "Signal 9 (SIGKILL) received by PID 21"
+    log.write_text(earlier + "RuntimeError: gloo read error\n")
+    assert _killed_worker_line(log, offset=len(earlier)) == ""
