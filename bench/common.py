@@ -89,12 +89,12 @@ def write_examples(examples: list[dict], folder: Path) -> str:
 
 
 # -- child processes ------------------------------------------------------------
-def run_child(spec: dict, timeout: float = 900) -> dict:
-    """Run one variant in a fresh Python process; its RESULT dict (or {'error': ...})."""
+def run_child(spec: dict, timeout: float = 900, module: str = "bench.common") -> dict:
+    """Run one variant in a fresh Python process (`python -m module child SPEC`); its RESULT dict (or {'error': ...})."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
     try:
-        done = subprocess.run([sys.executable, "-m", "bench.common", "child", f.name], cwd=ROOT,
+        done = subprocess.run([sys.executable, "-m", module, "child", f.name], cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}

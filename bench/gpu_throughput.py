@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import GPU_MODELS, ROOT, fixed_length_examples, gb, markdown_table, update_results, write_examples
+from bench.common import (
+    GPU_MODELS,
+    fixed_length_examples,
+    gb,
+    markdown_table,
+    run_child,
+    update_results,
+    write_examples,
+)
 
 LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05)
 LEARNING_RATE = 2e-4
@@ -175,19 +181,7 @@ def child(spec_file: str) -> None:
 
 
 def run_side(spec: dict, timeout: float = 3600) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(spec, f)
-    try:
-        done = subprocess.run([sys.executable, "-m", "bench.gpu_throughput", "child", f.name], cwd=ROOT,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    finally:
-        os.unlink(f.name)
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    return {"error": (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1][:300]}
+    return run_child(spec, timeout, module="bench.gpu_throughput")
 
 
 def plan(args: argparse.Namespace, model: str, data: str) -> dict[str, dict]:
