@@ -230,6 +230,15 @@ def load_base(config: RunConfig, token: str | None = None, progress: Progress | 
     return model
 
 
+def is_seq2seq(model_or_config) -> bool:
+    """True for encoder-decoder models (T5, mT5, mt0, flan-t5, BART): they load with AutoModelForSeq2SeqLM,
+    take LoRA with the SEQ_2_SEQ_LM task type and learn (source -> target) pairs instead of one token stream.
+
+    Accepts a loaded model (peft-wrapped or not), a transformers config, or anything with `.config`."""
+    config = getattr(model_or_config, "config", model_or_config)
+    return bool(getattr(config, "is_encoder_decoder", False))
+
+
 def _hub_message(ref: str, err: Exception) -> Msg:
     text = str(err)
     if "401" in text or "gated" in text.lower() or "token" in text.lower():
