@@ -7,6 +7,7 @@ changes what is computed, only how fast. bench/throughput.py measures them.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -201,20 +202,27 @@ class fast_lora:
 
 
 def apply_gpu_kernels(model) -> list[str]:
-    """Liger's fused kernels on a CUDA GPU where installed; returns what was applied (empty on CPU)."""
-    applied = []
-    if not hardware.liger_available():
-        return applied
-    try:
-        from liger_kernel.transformers import _apply_liger_kernel_to_instance  # noqa: PLC0415 - optional, CUDA-only package
+    """Liger's fused kernels on a CUDA GPU where installed; returns what was applied (empty on CPU).
 
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        # The loss stays ours (head only on trained positions), so no fused linear-cross-entropy.
-        _apply_liger_kernel_to_instance(model=base, cross_entropy=False, fused_linear_cross_entropy=False)
-        applied.append("liger")
-    except Exception:  # an unsupported architecture or version: the stock kernels are fine
-        pass
-    return applied
+    Through Liger's public per-architecture switch, `apply_liger_kernel_to_<model_type>(model=...)`,
+    which patches this instance only; an architecture Liger has no switch for keeps the stock kernels.
+    """
+    if not hardware.liger_available():
+        return []
+    import liger_kernel.transformers as liger  # noqa: PLC0415 - optional, CUDA-only package
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    switch = getattr(liger, f"apply_liger_kernel_to_{getattr(base.config, 'model_type', '')}", None)
+    if switch is None:
+        return []
+    # The loss stays ours (head only on trained positions), so no fused linear-cross-entropy.
+    wanted = {"model": base, "cross_entropy": False, "fused_linear_cross_entropy": False}
+    accepted = inspect.signature(switch).parameters
+    try:
+        switch(**{k: v for k, v in wanted.items() if k in accepted})
+    except (TypeError, ValueError, AttributeError, NotImplementedError):
+        return []  # a Liger version that can't patch this model's layers: the stock kernels compute the same
+    return ["liger"]
 
 
 def compile_layers(model) -> list[str]:

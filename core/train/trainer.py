@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from peft.optimizers import create_loraplus_optimizer
 from transformers import get_scheduler
 
 from core import hardware
@@ -131,38 +132,39 @@ def loss_sum(model, inputs: dict) -> tuple[torch.Tensor, int]:
     return loss, n
 
 
-def parameter_groups(model, config: RunConfig) -> list[dict]:
-    """One group of trainable weights, or with LoRA+ two: the B matrices get `loraplus_ratio` x the rate.
+def _optimizer_kind(name: str):
+    """The optimizer class and its extra arguments for a RunConfig `optimizer` name."""
+    if name == "sgd":
+        return torch.optim.SGD, {"momentum": 0.9}
+    if name == "adamw_torch":
+        return torch.optim.AdamW, {}
+    import bitsandbytes as bnb  # noqa: PLC0415 - optional package: only the 8-bit/paged optimizers need it
 
-    LoRA+ (Hayou et al. 2024): B starts at zero and learns slowly at A's rate;
-    a higher rate for B reaches the same loss in fewer steps. Written here
-    because peft's create_loraplus_optimizer builds the optimizer itself,
-    and ours picks fused/8-bit/paged kinds.
-    """
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if not (config.uses_lora and config.loraplus_ratio > 0):
-        return [{"params": [p for _, p in named]}]
-    fast = [p for n, p in named if ".lora_B." in n]
-    rest = [p for n, p in named if ".lora_B." not in n]
-    groups = [{"params": rest}, {"params": fast, "lr": config.learning_rate * config.loraplus_ratio}]
-    return [g for g in groups if g["params"]]
+    return {"adamw_8bit": bnb.optim.AdamW8bit, "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
+            "paged_adamw_32bit": bnb.optim.PagedAdamW32bit}[name], {}
 
 
 def make_optimizer(model, config: RunConfig):
-    groups = parameter_groups(model, config)
-    params = [p for g in groups for p in g["params"]]
-    name, lr, wd = config.optimizer, config.learning_rate, config.weight_decay
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=wd)
-    if name == "adamw_torch":
+    """The configured optimizer over the trainable weights; with LoRA+ built by peft's create_loraplus_optimizer.
+
+    LoRA+ (Hayou et al. 2024): B starts at zero and learns slowly at A's rate; a higher rate for B
+    (`loraplus_ratio` x) reaches the same loss in fewer steps. peft groups the weights (B matrices and
+    1-d weights fast, LoRA embeddings at their own rate) and, for the 8-bit kinds, keeps embeddings 32-bit.
+    """
+    kind, extra = _optimizer_kind(config.optimizer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if kind is torch.optim.AdamW:
         # One fused kernel over all tensors (CPU and CUDA) instead of a Python loop or foreach chains.
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd, **({"fused": True} if fused else {"foreach": True}))
-    import bitsandbytes as bnb  # noqa: PLC0415 - optional package: only the 8-bit/paged optimizers need it
-
-    kind = {"adamw_8bit": bnb.optim.AdamW8bit, "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
-            "paged_adamw_32bit": bnb.optim.PagedAdamW32bit}[name]
-    return kind(groups, lr=lr, weight_decay=wd)
+        extra = {"fused": True} if fused else {"foreach": True}
+    lr, wd = config.learning_rate, config.weight_decay
+    if config.uses_lora and config.loraplus_ratio > 0:
+        optimizer = create_loraplus_optimizer(model, kind, lr=lr, loraplus_lr_ratio=config.loraplus_ratio,
+                                              loraplus_weight_decay=wd, **extra)
+        # peft always makes its four groups; empty ones would only clutter the scheduler's rates
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+        return optimizer
+    return kind(params, lr=lr, weight_decay=wd, **extra)
 
 
 class Trainer:

@@ -117,12 +117,14 @@ def test_loraplus_gives_the_b_matrices_a_higher_rate(optimizer):
     plain = T.make_optimizer(model, RunConfig(optimizer=optimizer, learning_rate=1e-3))
     assert [g["lr"] for g in plain.param_groups] == [1e-3]
     opt = T.make_optimizer(model, RunConfig(optimizer=optimizer, learning_rate=1e-3, loraplus_ratio=8))
-    slow, fast = opt.param_groups
+    slow, fast = opt.param_groups  # peft's create_loraplus_optimizer, its empty groups dropped
     names = {id(p): n for n, p in model.named_parameters()}
     assert slow["lr"] == 1e-3 and fast["lr"] == pytest.approx(8e-3)
     assert fast["params"] and all(".lora_B." in names[id(p)] for p in fast["params"])
     assert slow["params"] and not any(".lora_B." in names[id(p)] for p in slow["params"])
     assert len(slow["params"]) + len(fast["params"]) == sum(p.requires_grad for p in model.parameters())
+    if optimizer == "adamw_torch":
+        assert opt.defaults.get("fused") is True
     # the scheduler scales both groups alike, keeping the ratio
     from transformers import get_scheduler
     scheduler = get_scheduler("cosine", opt, num_warmup_steps=0, num_training_steps=10)
@@ -148,3 +150,21 @@ def test_lora_kernel_under_autocast_matches_peft():
     for k in stock[2]:
         assert fast[2][k].dtype == stock[2][k].dtype == torch.float32
         torch.testing.assert_close(fast[2][k], stock[2][k], rtol=0.1, atol=2e-2)
+
+
+def test_liger_goes_through_its_public_per_architecture_switch(monkeypatch):
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("liger_kernel.transformers")
+    fake.apply_liger_kernel_to_llama = lambda model=None, rope=True, cross_entropy=True, \
+        fused_linear_cross_entropy=True: calls.append((model, cross_entropy, fused_linear_cross_entropy))
+    monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", fake)
+    monkeypatch.setattr(FP.hardware, "liger_available", lambda: True)
+    model = _model()
+    assert FP.apply_gpu_kernels(model) == ["liger"]
+    assert calls == [(model.get_base_model(), False, False)]  # the loss stays ours: no fused cross-entropy
+    model.get_base_model().config.model_type = "no_such_family"
+    assert FP.apply_gpu_kernels(model) == []
