@@ -244,11 +244,11 @@ def test_a_huge_jsonl_line_is_refused_with_the_setting_that_changes_it(tmp_path,
 
 
 def test_one_data_check_reads_the_file_once(tmp_path, monkeypatch):
-    from core.data import sources
+    from core.data import readers
     path = write_jsonl(tmp_path / "qa.jsonl", [{"question": f"q{i}?", "answer": f"a{i}."} for i in range(20)])
     reads = []
-    real = sources._load_file
-    monkeypatch.setattr(sources, "_load_file", lambda *a: reads.append(a) or real(*a))
+    real = readers.load_file
+    monkeypatch.setattr(readers, "load_file", lambda *a: reads.append(a) or real(*a))
     load_examples(cfg(path))
     load_examples(cfg(path))  # the Data tab's preview, then its pre-flight
     assert len(reads) == 1
