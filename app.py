@@ -4,7 +4,7 @@
     python app.py train --config presets/cpu-demo.yaml [--set key=value ...]
     python app.py resume --run RUN
     python app.py chat --run RUN [--prompt TEXT]
-    python app.py eval --run RUN
+    python app.py eval --run RUN [--questions FILE]
     python app.py export --run RUN [--dtype auto] [--gguf [--quant f16 q8_0]] [--zip] [--push REPO [--what KIND]]
     python app.py hash-password --user NAME   a TUNELAB_USERS line (the password is asked, never in argv)
 
@@ -42,7 +42,8 @@ from tqdm import tqdm
 from core import devicelock, home, runs
 from core.access import hash_password
 from core.config import RunConfig
-from core.errors import ConfigError, explain
+from core.doctor import diagnose
+from core.errors import ConfigError
 from core.messages import LANGS, join, msg
 from ui.launch import launch
 
@@ -63,10 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\n" + msg("cli.interrupted"), file=sys.stderr)
         return EXIT_STOPPED
-    except Exception as err:  # the CLI's last line of defence: one readable line, no traceback
-        message, code = explain(err)
-        print(msg("cli.error", message=message), file=sys.stderr)
-        return code
+    except Exception as err:  # the CLI's last line of defence: what happened and what to do, no traceback
+        return report_error(err, verbose=getattr(args, "verbose", False))
+
+
+def report_error(err: BaseException, verbose: bool = False) -> int:
+    """What went wrong and what to do (core.doctor), on stderr; the technical detail with --verbose. The exit code."""
+    found = diagnose(err)
+    print(msg("cli.error", message=found.what), file=sys.stderr)
+    if found.todo:
+        print(msg("doctor.cli.todo", todo=found.todo), file=sys.stderr)
+    if verbose and found.trace:
+        print(msg("doctor.cli.details") + "\n" + found.trace, file=sys.stderr)
+    elif found.detail and not found.user_error:  # a user error's message is the whole story; a crash's is not
+        print(msg("doctor.cli.details_hint"), file=sys.stderr)
+    return found.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,14 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, help="port (default: TUNELAB_PORT, else GRADIO_SERVER_PORT, else 7860)")
         p.add_argument("--auth", help="USER:PASS to require a login (default: TUNELAB_AUTH)")
         p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
-        p.add_argument("--lang", choices=LANGS, help="interface language (default: TUNELAB_LANG, else en)")
+        p.add_argument("--lang", choices=LANGS, help="the page's language for a browser that has not picked one on "
+                                                      "its switch (default: TUNELAB_LANG, else the browser's own)")
         p.add_argument("--public-demo", action="store_true",
                        help="a restricted public demo open without a login: built-in data and uploads, the allowed "
                             "models (TUNELAB_DEMO_MODELS), capped steps, no paths, remote code or push "
                             "(also TUNELAB_PUBLIC_DEMO=1)")
         p.add_argument("--allow-remote-code", action="store_true",
                        help="let the page's trust_remote_code run Python files that come with a model (off by default)")
-    parser.set_defaults(lang=os.environ.get("TUNELAB_LANG", "en"))
+        p.add_argument("--presenter", action="store_true",
+                       help="open in presenter mode: large type, advanced settings hidden, the demo on one screen "
+                            "(each browser can switch it off; also TUNELAB_PRESENTER=1)")
+    parser.set_defaults(lang=os.environ.get("TUNELAB_LANG") or None,  # None: each browser's own language
+                        presenter=os.environ.get("TUNELAB_PRESENTER", "").strip().lower() in ("1", "true", "yes"))
     train = sub.add_parser("train", help="train from a config file")
     train.add_argument("--config", required=True, help="a YAML file of RunConfig fields, e.g. presets/cpu-demo.yaml")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override fields, e.g. max_steps=3")
@@ -98,9 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--run", required=True)
     chat.add_argument("--prompt", help="one question; without it, an interactive chat")
     chat.add_argument("--max-new-tokens", type=int, default=150)
+    for flag, kind in (("--temperature", float), ("--top-p", float), ("--top-k", int), ("--repetition-penalty", float)):
+        chat.add_argument(flag, type=kind, help="default: the model's own (its generation_config); temperature 0 = greedy")
     ev = sub.add_parser("eval", help="held-out questions: share answered with the right fact, base vs tuned")
     ev.add_argument("--run", required=True)
     ev.add_argument("--limit", type=int, default=0, help="ask only the first N questions")
+    ev.add_argument("--questions", metavar="FILE", help="your own questions: JSONL or CSV with question + expected "
+                                                        "(substrings, '|'-separated in CSV) or question + reference")
     export = sub.add_parser("export", help="merge the adapter into the base and save it")
     export.add_argument("--run", required=True)
     export.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
@@ -119,12 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     hashing = sub.add_parser("hash-password", help="print a TUNELAB_USERS line for a user (asks for the password; "
                                                    "reads it from stdin when that is not a terminal)")
     hashing.add_argument("--user", required=True, help="the login name")
+    # before or after the command; a subcommand's own default is suppressed so `--verbose train` keeps it
+    parser.add_argument("--verbose", action="store_true", help="on an error, also print its technical details")
+    for command in sub.choices.values():
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="on an error, also print its technical details")
     return parser
 
 
 def cmd_ui(args) -> int:
     return launch(host=args.host, port=args.port, auth=args.auth, share=args.share, lang=args.lang,
-                  public_demo=args.public_demo, allow_remote_code=args.allow_remote_code)
+                  public_demo=args.public_demo, allow_remote_code=args.allow_remote_code, presenter=args.presenter)
 
 
 def cmd_hash_password(args) -> int:
@@ -171,8 +197,10 @@ def _preflight_ok(config) -> bool:
     """Print the data pre-flight report (rows, tokens, trained share); False when training would learn nothing."""
     from core.data.preflight import format_report, run_preflight  # noqa: PLC0415 - datasets and tokenizers: train only
     from core.models import load_tokenizer  # noqa: PLC0415 - transformers and peft: train only
+    from core.train import preference  # noqa: PLC0415 - the engine: train only
 
-    report = run_preflight(config, load_tokenizer(config, os.environ.get("HF_TOKEN")), os.environ.get("HF_TOKEN"))
+    check_data = preference.report if preference.is_dpo(config) else run_preflight  # DPO: pairs (votes:RUN too)
+    report = check_data(config, load_tokenizer(config, os.environ.get("HF_TOKEN")), os.environ.get("HF_TOKEN"))
     print(format_report(report))
     return bool(report["ok"])
 
@@ -227,7 +255,8 @@ def cmd_chat(args) -> int:
     from core.infer.generate import Sampling, answer, build_messages, compare  # noqa: PLC0415 - torch: chat only
 
     chat = get_chat_model(args.run, progress=print)
-    sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=0.0, repetition_penalty=1.1)
+    sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                        top_k=args.top_k, repetition_penalty=args.repetition_penalty)  # unset: the model's default
     questions = [args.prompt] if args.prompt else iter(lambda: input("\n" + msg("cli.you")), "")
     for question in questions:
         messages = build_messages([], question, chat.config.system_prompt)
@@ -242,11 +271,18 @@ def cmd_chat(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from core.infer.evaluate import evaluate_run  # noqa: PLC0415 - torch, transformers, peft: eval only
-    report = evaluate_run(args.run, limit=args.limit, progress=lambda done, total, line: print(line))
+    from core.infer.evaluate import BUILTIN_REPORT, OWN_REPORT, evaluate_run  # noqa: PLC0415 - torch, transformers, peft: eval only
+    from core.infer.questions import load_user_questions  # noqa: PLC0415 - with the engine, above
+
+    own = load_user_questions(args.questions) if args.questions else None  # a bad file: DataError, exit 2
+    report = evaluate_run(args.run, questions=own, limit=args.limit, progress=lambda done, total, line: print(line),
+                          save_as=OWN_REPORT if own else BUILTIN_REPORT)
     total = report["total"]
     print("\n" + msg("cli.eval_base", right=report["base_correct"], total=total, share=f"{report['base_share']:.0%}"))
     print(msg("cli.eval_tuned", right=report["tuned_correct"], total=total, share=f"{report['tuned_share']:.0%}"))
+    for side in ("base", "tuned"):
+        missed = report[f"{side}_missed"]
+        print(msg(f"votes.cli_missed_{side}", count=len(missed)) + "".join(f"\n  - {q}" for q in missed))
     return EXIT_OK
 
 

@@ -9,11 +9,13 @@ every estimate within +-20% on CPU.
     .venv/bin/python -m bench.planner_accuracy            # CPU, embedded model (~5 min on 2 cores)
     .venv/bin/python -m bench.planner_accuracy --quick    # 4 configurations
     .venv/bin/python -m bench.planner_accuracy --gpu      # random-init Llama 1B on CUDA (skipped without)
-    .venv/bin/python -m bench.planner_accuracy --families # GPT-2 and GPT-NeoX, tiny to small (~5 min on 2 cores)
+    .venv/bin/python -m bench.planner_accuracy --families # GPT-2, GPT-NeoX and T5, tiny to small (~25 min on 2 cores)
+    .venv/bin/python -m bench.planner_accuracy --families --only t5,mt0   # the T5 / mT5 rows alone
 
-The --families rows train random-init GPT-2 (Conv1D layers) and GPT-NeoX (fused query_key_value)
-models built from a config here (the embedded tokenizer's vocabulary; nothing downloaded): the planner
-sizes them from the empty model of the same config (core/plan/targets.py).
+The --families rows train random-init GPT-2 (Conv1D layers), GPT-NeoX (fused query_key_value) and T5
+(encoder-decoder: relu T5 and mT5/mt0's gated-gelu) models built from a config here (the embedded
+tokenizer's vocabulary; nothing downloaded): the planner sizes them from the empty model of the same
+config (core/plan/targets.py). T5 rows train (source -> target) pairs of fixed lengths.
 """
 from __future__ import annotations
 
@@ -56,17 +58,23 @@ FAMILIES = [
                                                   intermediate_size=1024, max_position_embeddings=1024)),
     ("neox-small (6 x 1024)", "GPTNeoXConfig", dict(hidden_size=1024, num_hidden_layers=6, num_attention_heads=16,
                                                     intermediate_size=4096, max_position_embeddings=1024)),
+    ("t5-tiny (2+2 x 256)", "T5Config", dict(d_model=256, d_kv=64, d_ff=1024, num_layers=2, num_heads=4)),
+    ("t5-small (6+6 x 512)", "T5Config", dict(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8)),
+    ("mt0-style (4+4 x 384, gated-gelu)", "T5Config", dict(d_model=384, d_kv=64, d_ff=1024, num_layers=4, num_heads=6,
+                                                            feed_forward_proj="gated-gelu", tie_word_embeddings=False)),
 ]
-ATTENTION = {"GPT2Config": "c_attn", "GPTNeoXConfig": "query_key_value"}
+ATTENTION = {"GPT2Config": "c_attn", "GPTNeoXConfig": "query_key_value", "T5Config": "q,v"}
+SEQ2SEQ_LENGTHS = (192, 64)  # (source, target) tokens of every T5 example: a question with history, a short answer
 
 
 def family_configs(kind: str) -> list[tuple[str, dict, int]]:
     """What each family is measured with: LoRA on every linear layer, LoRA on the attention only
     (the KoGPT2 / polyglot-ko recipes) with checkpointing, and full fine-tuning."""
-    return [("LoRA r8 all-linear, batch 4 x 256", dict(BASE, batch_size=4), 256),
-            (f"LoRA r8 {ATTENTION[kind]}, batch 8 x 256, grad. ckpt",
+    rows = "{} -> {}".format(*SEQ2SEQ_LENGTHS) if kind == "T5Config" else "256"  # T5: source -> target tokens
+    return [(f"LoRA r8 all-linear, batch 4 x {rows}", dict(BASE, batch_size=4), 256),
+            (f"LoRA r8 {ATTENTION[kind]}, batch 8 x {rows}, grad. ckpt",
              dict(BASE, batch_size=8, target_modules=ATTENTION[kind], gradient_checkpointing=True), 256),
-            ("full, AdamW, batch 4 x 256", dict(method="full", batch_size=4, learning_rate=1e-5), 256)]
+            (f"full, AdamW, batch 4 x {rows}", dict(method="full", batch_size=4, learning_rate=1e-5), 256)]
 
 
 def family_folder(name: str, kind: str, keywords: dict, folder: Path) -> tuple[str, object]:
@@ -83,7 +91,11 @@ def family_folder(name: str, kind: str, keywords: dict, folder: Path) -> tuple[s
                                          **keywords)
     target = folder / name.split(" ")[0]
     torch.manual_seed(0)
-    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(target)
+    if config.is_encoder_decoder:  # T5 starts its decoder from the pad token
+        config.decoder_start_token_id = tokenizer.pad_token_id
+        transformers.AutoModelForSeq2SeqLM.from_config(config).save_pretrained(target)
+    else:
+        transformers.AutoModelForCausalLM.from_config(config).save_pretrained(target)
     tokenizer.save_pretrained(target)
     return str(target), config
 
@@ -94,6 +106,8 @@ def families(args) -> None:
     folder = Path(tempfile.mkdtemp(prefix="tunelab-planner-families-"))
     rows, worst = [], 0.0
     for name, kind, keywords in FAMILIES:
+        if args.only and not name.startswith(tuple(args.only.split(","))):
+            continue
         model, model_config = family_folder(name, kind, keywords, folder)
         for label, changes, length in family_configs(kind):
             config = RunConfig().replace(**changes, max_length=length, model=model)
@@ -104,8 +118,20 @@ def families(args) -> None:
                             "largest parts of the estimate (GB)"], rows)
     verdict = f"Largest error: {worst:.0%} (target: within 20% for every configuration)."
     print("\n" + table + "\n\n" + verdict)
-    update_results("Planner accuracy, GPT-2 and GPT-NeoX (CPU)",
-                   f"`.venv/bin/python -m bench.planner_accuracy --families`\n\n{table}\n\n{verdict}")
+    # --only t5,mt0 (the T5 rows alone, ~15 min) keeps its own section: the decoder families' stays as measured
+    title = "Planner accuracy, T5 / mT5 encoder-decoders (CPU)" if args.only == "t5,mt0" else \
+        "Planner accuracy, GPT-2, GPT-NeoX and T5 (CPU)"
+    if args.only and args.only != "t5,mt0":
+        return  # a partial table is for tuning; RESULTS.md keeps the whole one
+    update_results(title,
+                   f"`.venv/bin/python -m bench.planner_accuracy --families{' --only ' + args.only if args.only else ''}`"
+                   f"\n\n{table}\n\n{verdict}")
+
+
+def seq2seq_examples(n: int, source: int, target: int) -> list[dict]:
+    """n (source, target) items of fixed lengths, as core/data/pipeline.py makes them for an encoder-decoder."""
+    stream = [t for e in fixed_length_examples(1, source + target) for t in e["input_ids"]]
+    return [{"input_ids": stream[:source], "labels": stream[source:], "seq2seq": True} for _ in range(n)]
 
 
 def measure(label: str, config, length: int, steps: int, folder: Path, model_config=None) -> list:
@@ -113,8 +139,14 @@ def measure(label: str, config, length: int, steps: int, folder: Path, model_con
     from core.plan.memory import estimate  # noqa: PLC0415 - torch and transformers: only when measuring
 
     n = config.batch_size * (steps + 1)
-    data = write_examples(fixed_length_examples(n, length), folder)
-    stats = {"length_max": length, "trained_share": 0.5, "tokens": n * length}
+    if getattr(model_config, "is_encoder_decoder", False):
+        source, target = SEQ2SEQ_LENGTHS
+        data = write_examples(seq2seq_examples(n, source, target), folder)
+        stats = {"length_max": source, "source_length_max": source, "target_length_max": target,
+                 "trained_share": target / (source + target), "tokens": n * (source + target), "seq2seq": True}
+    else:
+        data = write_examples(fixed_length_examples(n, length), folder)
+        stats = {"length_max": length, "trained_share": 0.5, "tokens": n * length}
     est = estimate(config, data_stats=stats, model_config=model_config)
     start = time.time()
     result = run_child({"variant": "engine", "label": label, "data": data, "steps": steps,
@@ -136,7 +168,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 configurations instead of 8")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--gpu", action="store_true", help="random-init Llama 1B / 7B on CUDA")
-    parser.add_argument("--families", action="store_true", help="random-init GPT-2 and GPT-NeoX, tiny to small")
+    parser.add_argument("--families", action="store_true", help="random-init GPT-2, GPT-NeoX and T5, tiny to small")
+    parser.add_argument("--only", default="", help="with --families: only the models whose names start so (t5,mt0)")
     args = parser.parse_args()
     if args.gpu:
         return gpu(args)

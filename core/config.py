@@ -34,8 +34,9 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "qa", "markers", "text")
+DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "qa", "markers", "text", "preference")
 DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
+OBJECTIVES = ("sft", "dpo")  # sft: learn the answers; dpo: prefer chosen over rejected (core/train/preference.py)
 
 
 def _f(default: Any, section: str, choices: tuple | None = None, **kw) -> Any:
@@ -110,6 +111,10 @@ class RunConfig:
     oom_retry: bool = _f(True, "training")
     stop_on_collapse: bool = _f(False, "training")  # a sudden loss collapse stops the run (else: a warning)
     probe_prompts: list = _f([], "training")
+    # --- preference training (core/train/preference.py): DPO from a finished run's adapter ----------
+    objective: str = _f("sft", "training", OBJECTIVES)
+    from_run: str = _f("", "training")       # the run whose adapter a DPO run starts from (and is compared to)
+    dpo_beta: float = _f(0.1, "training")     # how far DPO may move from the starting model: higher = closer
     # --- several GPUs / machines (core/train/distributed.py: accelerate launch) ---------
     num_processes: int = _f(1, "training")       # per machine; 1 = in the app process, 0 = one per visible GPU
     distributed: str = _f("ddp", "training", DISTRIBUTED)
@@ -330,6 +335,8 @@ def _range_problems(c: RunConfig) -> list[Msg]:
         (c.eval_steps < 0 or c.save_steps < 0, "config.eval_save_steps_negative", {}),
         (c.min_chars < 0 or c.max_chars < 0, "config.length_filters_negative", {}),
         (bool(c.run_name) and not RUN_NAME_PATTERN.match(c.run_name), "config.bad_run_name", {"name": c.run_name}),
+        (bool(c.from_run) and not RUN_NAME_PATTERN.match(c.from_run), "config.bad_run_name", {"name": c.from_run}),
+        (not 0 < c.dpo_beta <= 10, "preference.beta_range", {"value": c.dpo_beta}),
     ]
     return [msg(key, **params) for failed, key, params in checks if failed]
 
@@ -340,7 +347,18 @@ def _combination_problems(c: RunConfig) -> list[Msg]:
         out.append(msg("config.full_quantized"))
     if c.method == "qlora" and c.quantization == "8bit":
         out.append(msg("config.qlora_8bit"))
-    return out + _distributed_problems(c)
+    return out + _distributed_problems(c) + _preference_problems(c)
+
+
+def _preference_problems(c: RunConfig) -> list[Msg]:
+    """DPO trains a LoRA adapter in one process (the reference is the starting adapter, see core/train/preference.py)."""
+    dpo = c.objective == "dpo"
+    checks = [
+        (dpo and not c.uses_lora, "preference.needs_lora", {"method": c.method}),
+        (dpo and (c.num_processes != 1 or c.num_machines > 1), "preference.one_process", {}),
+        (not dpo and bool(c.from_run), "preference.from_run_needs_dpo", {"run": c.from_run}),
+    ]
+    return [msg(key, **params) for failed, key, params in checks if failed]
 
 
 def _distributed_problems(c: RunConfig) -> list[Msg]:

@@ -1,14 +1,13 @@
-"""Every exception TuneLab raises on purpose, and the one place that turns any error into a sentence.
+"""Every exception TuneLab raises on purpose.
 
 Each class is a mistake a user can make or a state they can be in; its
 message (a `core.messages.Msg` where it was built from the catalogue) says
-what is wrong and what to do. `explain()` is used by the CLI and the UI so
-neither ever shows a bare traceback. This module imports nothing from core
-but the messages, so any module may raise these without an import cycle.
+what is wrong and what to do. Turning any error (these and the libraries')
+into what it means and what to do is core.doctor's job: the CLI and the UI
+ask it, so neither ever shows a bare traceback. This module imports nothing
+from core, so any module may raise these without an import cycle.
 """
 from __future__ import annotations
-
-from core.messages import Msg, msg
 
 BAD_INPUT, FAILED = 2, 1
 
@@ -71,19 +70,3 @@ def is_out_of_memory(err: BaseException) -> bool:
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
         return True
     return "out of memory" in text or "can't allocate memory" in text
-
-
-def explain(err: BaseException) -> tuple[str, int]:
-    """(plain message, exit code) for an error; the message is a Msg where the catalogue has one."""
-    if isinstance(err, USER_ERRORS):
-        return err.message if isinstance(err.message, Msg) else str(err), BAD_INPUT
-    if is_out_of_memory(err):
-        return msg("error.out_of_memory"), FAILED
-    if isinstance(err, FileNotFoundError):
-        return msg("error.not_found", path=err.filename or str(err)), BAD_INPUT
-    if isinstance(err, (ValueError, KeyError)):
-        return str(err).strip("'\""), BAD_INPUT
-    if isinstance(err, ImportError):
-        return msg("error.missing_package", package=err.name or str(err)), FAILED
-    detail = str(err).splitlines()[0][:300] if str(err) else ""
-    return msg("error.unexpected", error=type(err).__name__, detail=detail or "-"), FAILED

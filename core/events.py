@@ -25,6 +25,7 @@ EVENT_TYPES = (
     "checkpoint",   # a resumable checkpoint was written
     "notice",       # something the engine changed by itself (e.g. OOM retry)
     "resumed",      # training continued from a checkpoint
+    "estimate",     # the training time estimated at Start (core/plan/cost.py), compared with the real one at the end
     "finished", "stopped", "failed",  # how the run ended
 )
 TERMINAL_TYPES = ("finished", "stopped", "failed")

@@ -27,7 +27,7 @@ from filelock import FileLock
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import snapshot_download
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, BitsAndBytesConfig
 
 from core import hardware, home, runs
 from core.config import DEFAULT_MODEL, RunConfig
@@ -222,7 +222,10 @@ def load_base(config: RunConfig, token: str | None = None, progress: Progress | 
         # the current GPU: each rank of a multi-GPU run has set its own (core/train/worker.py)
         kwargs["device_map"] = {"": torch.cuda.current_device()} if hardware.device_type() == "cuda" else {"": "cpu"}
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        # encoder-decoder models (T5, mT5, mt0, BART) have no causal-LM class: the config says which one loads
+        auto = AutoModelForSeq2SeqLM if is_seq2seq(_auto_config(path, token, config.trust_remote_code)) \
+            else AutoModelForCausalLM
+        model = auto.from_pretrained(path, **kwargs)
     except OSError as err:
         raise ModelError(_hub_message(config.model, err)) from None
     if qconfig is None and hardware.device_type() != "cpu":
@@ -237,6 +240,30 @@ def is_seq2seq(model_or_config) -> bool:
     Accepts a loaded model (peft-wrapped or not), a transformers config, or anything with `.config`."""
     config = getattr(model_or_config, "config", model_or_config)
     return bool(getattr(config, "is_encoder_decoder", False))
+
+
+def _auto_config(path: str, token: str | None, trust_remote_code: bool):
+    return AutoConfig.from_pretrained(path, token=token, trust_remote_code=trust_remote_code)
+
+
+_SEQ2SEQ: dict[tuple, bool] = {}
+
+
+def config_is_seq2seq(config: RunConfig, token: str | None = None) -> bool:
+    """Whether the run's model is an encoder-decoder, from its config.json alone (no weights; cached per
+    folder/id). The data pipeline asks before the model loads: seq2seq data are (source, target) pairs."""
+    ref = config.model.strip() or DEFAULT_MODEL
+    if ref in EMBEDDED:
+        return False  # the embedded models are decoders; no conversion just to ask
+    path = resolve(ref)
+    stamp = Path(path, "config.json").stat().st_mtime if Path(path, "config.json").exists() else None
+    key = (path, stamp, config.trust_remote_code)
+    if key not in _SEQ2SEQ:
+        try:
+            _SEQ2SEQ[key] = is_seq2seq(_auto_config(path, token, config.trust_remote_code))
+        except (OSError, ValueError) as err:
+            raise ModelError(_hub_message(config.model, err)) from None
+    return _SEQ2SEQ[key]
 
 
 def _hub_message(ref: str, err: Exception) -> Msg:
@@ -295,7 +322,7 @@ def prepare_for_training(model, tokenizer, config: RunConfig):
         else [t.strip() for t in config.target_modules.split(",") if t.strip()]
     lora = LoraConfig(
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=targets, bias=config.lora_bias, task_type="CAUSAL_LM",
+        target_modules=targets, bias=config.lora_bias, task_type="SEQ_2_SEQ_LM" if is_seq2seq(model) else "CAUSAL_LM",
         trainable_token_indices=list(range(len(tokenizer) - new_tokens, len(tokenizer))) if new_tokens else None,
     )
     try:

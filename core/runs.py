@@ -75,6 +75,7 @@ class RunSummary:
     path: Path
     status: str = "unknown"            # running, finished, stopped, failed, interrupted
     message: str = ""
+    detail: str = ""                   # a failed run's technical text (core.doctor), for "Show details"
     model: str = ""
     method: str = ""
     started_at: float = 0.0
@@ -94,6 +95,9 @@ class RunSummary:
     resumable: bool = False            # interrupted or stopped: Resume continues it
     owner: str = ""                    # who started it (core.access.ownership); '' = the CLI or before accounts
     elsewhere: dict = field(default_factory=dict)  # pid/host/since of the process training it, if not this one
+    estimated_seconds: float | None = None  # training time estimated at Start (core/plan/cost.py)
+    trained_seconds: float = 0.0       # time spent training in the stretches that have ended (started/resumed -> end)
+    segment_start: float = 0.0         # when the stretch training now began (0: none is open)
     _stepped: bool = field(default=False, repr=False, compare=False)  # a step logged since the latest (re)start
 
     @property
@@ -191,8 +195,8 @@ def _read_new(events: Path, replay: _Replay) -> None:
 # The fields each event type must carry for the summary to use it; an event without them is skipped like a torn line.
 _REQUIRED = {"started": ("time",), "log": ("step",), "eval": ("step", "val_loss"),
              "sample": ("step", "prompt", "answer"), "finished": ("time",), "stopped": ("time",),
-             "failed": ("time",), "resumed": (), "progress": (), "checkpoint": (), "notice": ()}
-_NUMBER_FIELDS = ("time", "step", "val_loss", "total_steps")
+             "failed": ("time",), "resumed": (), "progress": (), "checkpoint": (), "notice": (), "estimate": ("seconds",)}
+_NUMBER_FIELDS = ("time", "step", "val_loss", "total_steps", "seconds")
 
 
 def well_formed(event) -> bool:
@@ -328,8 +332,11 @@ def _apply(s: RunSummary, event: dict) -> None:
         s.model, s.method = event.get("model", ""), event.get("method", "")
         s.total_steps = event.get("total_steps", 0)
         s.message, s._stepped = "", False
+        s.segment_start = event["time"]
     elif kind == "resumed":
         s.status, s.message, s._stepped = "running", "", False
+        s.trained_seconds += open_stretch(s)  # the app died in the last stretch: it counts up to its last step
+        s.segment_start = event.get("time", 0.0)
         s.total_steps = event.get("total_steps", s.total_steps)
         # a resumed run may re-log steps after its checkpoint: drop the replaced tail
         s.logs = [e for e in s.logs if e["step"] <= event.get("step", 0)]
@@ -351,11 +358,23 @@ def _apply(s: RunSummary, event: dict) -> None:
         s.notices.append(message_of(event))
         if event.get("warning"):  # e.g. a sudden loss collapse (core.train.checkpoints.LossWatch)
             s.warnings.append(message_of(event))
+    elif kind == "estimate":
+        s.estimated_seconds = event["seconds"]
     elif kind in TERMINAL_TYPES:
         s.status, s.ended_at = kind, event["time"]
+        if s.segment_start:
+            s.trained_seconds += max(0.0, event["time"] - s.segment_start)
+            s.segment_start = 0.0
         s.message = message_of(event)
+        s.detail = str(event.get("detail") or "")
         s.step = event.get("step", s.step)
         s.progress = ""
+
+
+def open_stretch(s: RunSummary) -> float:
+    """Seconds trained since the open stretch began, up to its last logged step (0 when none is open)."""
+    last = s.logs[-1].get("time", 0.0) if s.logs else 0.0
+    return max(0.0, last - s.segment_start) if s.segment_start and isinstance(last, (int, float)) else 0.0
 
 
 def list_runs(root: Path | None = None, active: set[str] | None = None) -> list[RunSummary]:

@@ -1,38 +1,52 @@
-"""Chat tab: ask once, see the base and the tuned answer side by side, streamed.
+"""Chat tab: ask once, see two answers side by side in one row per question, streamed; vote on them.
 
-Both answers come from one loaded model (core.infer.generate.compare). Each answer
-holds the device lock (core.devicelock) while it is generated: a question behind
+The transcript (ui.transcript) shows each question once with both answers beneath it in the same row, so a
+room can follow which answer belongs to which question. What the run is compared with: its base model (both
+answers from one loaded model, core.infer.generate.compare) or another of this user's runs (answered one after
+the other). Blind mode shows the answers as A and B in random order and asks which is better; the normal mode
+takes a thumb per answer (ui.chat_votes; saved in the run's votes.jsonl by core.infer.votes, with the scores,
+the download and "Train on my votes" in the Votes part). The held-out evaluation, on the built-in questions or
+a person's own file, is ui.chat_eval.
+
+Each answer holds the device lock (core.devicelock) while it is generated: a question behind
 another chat answer waits its turn with a note, one behind training, evaluation,
 merging or another process's work is refused with who holds the device and since
 when, and a Start during an answer is refused the same way. A per-browser stop
-event ends generation within a token. A user chats with and evaluates their own
+event ends generation within a token. A user chats with, votes on and evaluates their own
 runs only (an admin with all); the question, system prompt and max new tokens are
 bounded; the Hub token typed in the Train tab is used to load gated base models.
 """
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass
 
 import gradio as gr
-import pandas as pd
 
 from core import access, devicelock, runs
 from core.access import User
 from core.config import RunConfig
 from core.errors import AccessDenied, Busy
+from core.infer import votes
 from core.infer.chat import get_base_model, get_chat_model
-from core.infer.evaluate import evaluate_run
 from core.infer.generate import BASE, Sampling, build_messages, compare, stream
 from core.messages import join, msg
 from core.train.manager import JobManager
+from ui import chat_votes
+from ui.chat_eval import run_eval
+from ui.data_tab import save_upload
 from ui.identity import user_of
+from ui.preference import train_on_votes
 from ui.strings import localize, t
-from ui.widgets import busy_message, error_md, friendly, run_choices
+from ui.transcript import CSS, render
+from ui.widgets import busy_message, error_box, error_md, run_choices
 
 CHAT_WAIT_SECONDS = 300  # a question behind another chat answer waits this long for the device
 NOBODY = User("")
+BASE_SIDE, RUN_PREFIX = votes.BASE, "run:"  # the "compare with" choices: the base model, or another run
+_shuffle = random.SystemRandom()  # blind order: not guessable from earlier turns
 
 _stops: dict[str, threading.Event] = {}   # browser session -> its stop button's event
 
@@ -52,8 +66,12 @@ def build(manager: JobManager, lang: str, base_model: gr.components.Component,
     with gr.Row():
         # filled per user on page load: the page as built is the same for everyone, so it lists no run
         run = gr.Dropdown([(t("base_only", lang), "")], value="", label=t("chat_run", lang),
-                          scale=4, elem_id="chat-run")
+                          scale=3, elem_id="chat-run")
+        against = gr.Dropdown([(t("votes.model_base", lang), BASE_SIDE)], value=BASE_SIDE, scale=3,
+                              label=t("votes.against", lang), elem_id="chat-against")
         refresh = gr.Button(t("refresh", lang), scale=1, size="lg")
+    mode = gr.Radio([(t("votes.mode_side", lang), "side"), (t("votes.mode_blind", lang), "blind")], value="side",
+                    label=t("votes.mode", lang), elem_id="chat-mode")
     system = gr.Textbox(label=t("system_prompt", lang), lines=1)
     with gr.Accordion(t("sampling", lang), open=False):
         with gr.Row():
@@ -63,57 +81,130 @@ def build(manager: JobManager, lang: str, base_model: gr.components.Component,
             top_p = gr.Slider(0.05, 1, value=0.9, step=0.05, label=t("top_p", lang))
             top_k = gr.Slider(0, 200, value=50, step=1, label=t("top_k", lang))
             rep = gr.Slider(1, 2, value=1.1, step=0.05, label=t("repetition_penalty", lang))
-    with gr.Row():
-        base_chat = gr.Chatbot(label=t("base_answer", lang), height=360, elem_id="base-chat", buttons=["copy"])
-        tuned_chat = gr.Chatbot(label=t("tuned_answer", lang), height=360, elem_id="tuned-chat", buttons=["copy"])
+    turns = gr.State([])
+    transcript = gr.HTML(render([], lang), css_template=CSS, max_height=620, autoscroll=True,
+                         elem_id="chat-transcript")
     question = gr.Textbox(label=t("question", lang), placeholder=t("question_ph", lang), elem_id="question")
     with gr.Row():
         ask = gr.Button(t("ask", lang), variant="primary", size="lg", elem_id="ask", scale=2)
         stop = gr.Button(t("stop", lang), variant="stop", size="lg", elem_id="chat-stop")
         clear = gr.Button(t("clear", lang), size="lg", elem_id="chat-clear")
     note = gr.HTML(elem_id="chat-note")
+    with gr.Row(visible=True) as thumbs_row:
+        thumbs = [gr.Button(t(f"votes.thumb_{side}_{kind}", lang), size="sm", elem_id=f"thumb-{side}-{kind}")
+                  for side in ("left", "right") for kind in ("up", "down")]
+    with gr.Row(visible=False) as blind_row:
+        choices = [gr.Button(t("votes.choice_" + w, lang), size="sm", elem_id=f"vote-{w}",
+                             variant="primary" if w in ("A", "B") else "secondary") for w in votes.WINNERS]
+    with gr.Accordion(t("votes.title", lang), open=False):
+        score = gr.Markdown(t("votes.score_needs_run", lang), elem_id="vote-score")
+        with gr.Row():
+            download = gr.Button(t("votes.download", lang), size="sm", elem_id="votes-download")
+            votes_file = gr.File(label="votes.jsonl", interactive=False, elem_id="votes-file")
+        votes_note = gr.HTML()
+        train_votes = gr.Button(t("preference.train_on_votes", lang), variant="primary", elem_id="train-on-votes")
+        train_votes_note = gr.HTML(elem_id="train-on-votes-note")
     with gr.Accordion(t("evaluate", lang), open=False):
         with gr.Row():
             limit = gr.Number(value=0, precision=0, label=t("eval_limit", lang))
+            own = gr.File(label=t("votes.q_upload", lang), file_types=[".jsonl", ".csv"], type="filepath",
+                          elem_id="eval-questions")
             evaluate = gr.Button(t("evaluate", lang), variant="secondary", elem_id="evaluate")
+        gr.Markdown(t("votes.q_help", lang), elem_classes="tl-muted")
         eval_md = gr.Markdown(elem_id="eval-result", elem_classes="tl-big")
         eval_table = gr.Dataframe(interactive=False, wrap=True, column_widths=["28%", "12%", "30%", "30%"])
 
     sampling = [max_new, temperature, top_p, top_k, rep]
 
-    def on_run(name: str, request: gr.Request, profile: gr.OAuthProfile | None):
-        return _system_of(manager, name, _viewer(request, profile))
+    def on_run(name: str, other: str, request: gr.Request, profile: gr.OAuthProfile | None):
+        user = _viewer(request, profile)
+        return (_system_of(manager, name, user), _against(manager, lang, name, other, user),
+                chat_votes.score_md(manager, lang, name, user) if name else t("votes.score_needs_run", lang))
 
-    def on_ask(name, system_prompt, text, base_hist, tuned_hist, model, tok, max_new, temperature, top_p, top_k,
+    def on_ask(name, other, how, system_prompt, text, history, model, tok, max_new, temperature, top_p, top_k,
                rep, request: gr.Request, profile: gr.OAuthProfile | None):
         try:
             user = user_of(request, profile)
         except AccessDenied as err:
-            yield gr.skip(), gr.skip(), error_md(t("ask", lang), friendly(err, lang))
+            yield gr.skip(), gr.skip(), error_box(t("ask", lang), err, lang)
             return
-        yield from answer(manager, lang, name or "", system_prompt, text, base_hist, tuned_hist,
+        yield from answer(manager, lang, name or "", system_prompt, text, history,
                           Sampling(int(max_new), float(temperature), float(top_p), int(top_k), float(rep)),
-                          request, base_model=model, token=tok or "", user=user)
+                          request, base_model=model, token=tok or "", user=user, against=other or BASE_SIDE,
+                          blind=how == "blind")
 
-    def on_eval(name, n, tok, request: gr.Request, profile: gr.OAuthProfile | None, progress=gr.Progress()):
+    def on_eval(name, n, path, tok, request: gr.Request, profile: gr.OAuthProfile | None, progress=gr.Progress()):
+        try:
+            user = user_of(request, profile)
+            kept = save_upload(path, user) if path else None  # the upload rules: size, count, this user's folder
+        except Exception as err:
+            return error_box(t("evaluate", lang), err, lang), None
+        return run_eval(manager, lang, name, n, progress, token=tok or "", user=user, questions=kept)
+
+    def refresh_fn(current: str | None, other: str | None, request: gr.Request,
+                   profile: gr.OAuthProfile | None):
+        user = _viewer(request, profile)
+        picked = _refresh(manager, lang, current, user)
+        return picked, _against(manager, lang, picked["value"], other, user)
+
+    def on_vote(winner):
+        def handler(history, request: gr.Request, profile: gr.OAuthProfile | None):
+            try:
+                user = user_of(request, profile)
+            except AccessDenied as err:
+                return gr.skip(), gr.skip(), error_box(t("votes.title", lang), err, lang), gr.skip()
+            return chat_votes.vote(manager, lang, winner, history, user)
+        return handler
+
+    def on_thumb(side: int, up: bool):
+        def handler(history, request: gr.Request, profile: gr.OAuthProfile | None):
+            try:
+                user = user_of(request, profile)
+            except AccessDenied as err:
+                return gr.skip(), gr.skip(), error_box(t("votes.title", lang), err, lang), gr.skip()
+            return chat_votes.thumb(manager, lang, side, up, history, user)
+        return handler
+
+    def on_download(name, request: gr.Request, profile: gr.OAuthProfile | None):
         try:
             user = user_of(request, profile)
         except AccessDenied as err:
-            return error_md(t("evaluate", lang), friendly(err, lang)), None
-        return run_eval(manager, lang, name, n, progress, token=tok or "", user=user)
+            return None, error_box(t("votes.download", lang), err, lang)
+        return chat_votes.export(manager, lang, name, user)
 
-    def refresh_fn(current: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
-        return _refresh(manager, lang, current, _viewer(request, profile))
+    def on_train_votes(name, tok, request: gr.Request, profile: gr.OAuthProfile | None):
+        try:
+            user = user_of(request, profile)
+        except AccessDenied as err:
+            return error_box(t("preference.train_on_votes", lang), err, lang)
+        return train_on_votes(manager, name or "", tok or "", user, lang)  # checks the run is this user's
 
-    run.change(on_run, run, system)
+    run.change(on_run, [run, against], [system, against, score])
+    mode.change(lambda how: (gr.update(visible=how != "blind"), gr.update(visible=how == "blind")), mode,
+                [thumbs_row, blind_row], concurrency_limit=None)
     for trigger in (ask.click, question.submit):
-        trigger(on_ask, [run, system, question, base_chat, tuned_chat, base_model, token, *sampling],
-                [base_chat, tuned_chat, note])
+        trigger(on_ask, [run, against, mode, system, question, turns, base_model, token, *sampling],
+                [transcript, turns, note])
+    for winner, button in zip(votes.WINNERS, choices):
+        button.click(on_vote(winner), turns, [transcript, turns, note, score], concurrency_limit=None)
+    for index, button in enumerate(thumbs):
+        button.click(on_thumb(index // 2, index % 2 == 0), turns, [transcript, turns, note, score],
+                     concurrency_limit=None)
+    download.click(on_download, run, [votes_file, votes_note], concurrency_limit=None)
+    train_votes.click(on_train_votes, [run, token], train_votes_note)
     stop.click(_stop, None, None, concurrency_limit=None)
-    clear.click(lambda: ([], [], ""), None, [base_chat, tuned_chat, note], concurrency_limit=None)
-    evaluate.click(on_eval, [run, limit, token], [eval_md, eval_table])
-    refresh.click(refresh_fn, run, run, concurrency_limit=None)
-    return ChatTab(refresh=(refresh_fn, run, run))
+    clear.click(lambda: (render([], lang), [], ""), None, [transcript, turns, note], concurrency_limit=None)
+    evaluate.click(on_eval, [run, limit, own, token], [eval_md, eval_table])
+    refresh.click(refresh_fn, [run, against], [run, against], concurrency_limit=None)
+    return ChatTab(refresh=(refresh_fn, [run, against], [run, against]))
+
+
+def _against(manager: JobManager, lang: str, name: str | None, current: str | None, user: User | None):
+    """What the run's answers are compared with: its base model, or another usable run of this user's."""
+    choices = [(t("votes.model_base", lang), BASE_SIDE)] + [
+        (label, RUN_PREFIX + value) for label, value in run_choices(manager, lang, who=user) if value != name]
+    values = [value for _, value in choices]
+    return gr.update(choices=choices, value=current if current in values else BASE_SIDE)
 
 
 def _viewer(request, profile=None) -> User:
@@ -151,8 +242,9 @@ def _load(name: str, base_model: str = "", token: str = ""):
 
 
 def refusal(manager: JobManager, name: str, system: str, question: str, sampling: Sampling, base_model: str,
-            user: User | None) -> str | None:
-    """Why this question may not be asked here (bounds, someone else's run, a path, remote code), or None."""
+            user: User | None, against: str = "base", blind: bool = False) -> str | None:
+    """Why this question may not be asked here (bounds, someone else's run, a path, remote code, a blind
+    comparison without two models), or None."""
     limits = access.current().limits
     problems = []
     if len(question) > limits.question_chars:
@@ -165,13 +257,29 @@ def refusal(manager: JobManager, name: str, system: str, question: str, sampling
         problems.append(msg("access.max_new_tokens", value=sampling.max_new_tokens, limit=limits.max_new_tokens))
     if problems:
         return join(problems)
+    other = against[len(RUN_PREFIX):] if against.startswith(RUN_PREFIX) else ""
+    if blind and not name:
+        return msg("votes.blind_needs_run")
+    if other and not name:
+        return msg("votes.pick_run_first")
+    if other == name and other:
+        return msg("votes.same_run")
+    try:
+        if blind and not other and not _config(manager, name).uses_lora:
+            return msg("votes.blind_full")
+        if other:
+            manager.summary(other, user)  # AccessDenied for someone else's run
+            problems = access.check_config(_config(manager, other)) if user is not None else []
+            if problems:
+                return join(problems)
+    except (AccessDenied, ValueError, OSError) as err:
+        return err.args[0] if err.args else str(err)
     if user is None:
         return None
     try:
         if name:
             manager.summary(name, user)  # AccessDenied for someone else's run
-            config = RunConfig.load_yaml(runs.run_dir(name, manager.root) / "config.yaml")
-            problems = access.check_config(config)
+            problems = access.check_config(_config(manager, name))
         else:
             config = RunConfig(model=(base_model or "").strip()) if (base_model or "").strip() else RunConfig()
             problems = [p for p in access.check_config(config) if p.key.startswith(("access.remote", "access.demo_m"))]
@@ -194,85 +302,89 @@ def _device(manager: JobManager, user: User | None, name: str):
     yield devicelock.acquire("chat", run=name, user=who, root=manager.root, wait=CHAT_WAIT_SECONDS)
 
 
-def answer(manager: JobManager, lang: str, name: str, system: str, question: str, base_hist: list,
-           tuned_hist: list, sampling: Sampling, request: gr.Request | None = None, base_model: str = "",
-           token: str = "", user: User | None = None):
-    """Streams (base chat, tuned chat, note) while both models answer the question.
+def answer(manager: JobManager, lang: str, name: str, system: str, question: str, turns: list,
+           sampling: Sampling, request: gr.Request | None = None, base_model: str = "", token: str = "",
+           user: User | None = None, against: str = BASE_SIDE, blind: bool = False):
+    """Streams (transcript, turns, note) while the two models answer the question, in one new row.
 
-    `user` None is the owner's own call (no ownership or path checks); the page always passes one."""
+    `against` is what the run is compared with: "base" or "run:<name>"; `blind` shows the answers as A and B
+    in random order. `user` None is the owner's own call (no ownership or path checks); the page always
+    passes one."""
     if not (question or "").strip():
         yield gr.skip(), gr.skip(), error_md(t("ask", lang), t("empty_question", lang))
         return
-    busy = busy_message(manager, lang) or refusal(manager, name, system, question, sampling, base_model, user)
+    busy = busy_message(manager, lang) or refusal(manager, name, system, question, sampling, base_model, user,
+                                                  against, blind)
     if busy:
         yield gr.skip(), gr.skip(), error_md(t("ask", lang), localize(busy, lang))
         return
     stop = _stops.setdefault(request.session_hash if request else "", threading.Event())
     stop.clear()
-    base_hist = list(base_hist or []) + [{"role": "user", "content": question}, {"role": "assistant", "content": "…"}]
-    tuned_hist = list(tuned_hist or []) + [{"role": "user", "content": question}, {"role": "assistant", "content": "…"}]
+    order = _order(name, against, blind)
+    turn = {"question": question, "system": system or "", "run": name, "order": order, "answers": {},
+            "notes": {}, "blind": blind, "votable": False, "vote": None, "thumbs": {}}
+    turns = [*(turns or []), turn]
     began, lease = time.time(), None
     try:
         for lease in _device(manager, user, name):
             if lease is None:
-                yield base_hist, tuned_hist, f'<div class="tl-muted">{t("waiting_lock", lang)}</div>'
-        yield base_hist, tuned_hist, f'<div class="tl-muted">{t("loading_model", lang)}</div>'
-        chat = _load(name, base_model, token)
+                yield render(turns, lang), turns, f'<div class="tl-muted">{t("waiting_lock", lang)}</div>'
+        yield render(turns, lang), turns, f'<div class="tl-muted">{t("loading_model", lang)}</div>'
         messages = build_messages([], question, system or "")
-        with chat.lock:  # the device lock already keeps other answers out; this guards the model object
-            for base, tuned in _pairs(chat, name, messages, sampling, stop, lang):
-                base_hist[-1]["content"], tuned_hist[-1]["content"] = base or "…", tuned or "…"
-                yield base_hist, tuned_hist, ""
+        for answers, notes in _answers(name, against, base_model, token, messages, sampling, stop, lang):
+            turn["answers"], turn["notes"] = answers, notes
+            yield render(turns, lang), turns, ""
     except Exception as err:  # a bad run, a busy device or a missing package: a sentence in the page
-        yield base_hist, tuned_hist, error_md(t("ask", lang), friendly(err, lang))
+        yield render(turns, lang), turns, error_box(t("ask", lang), err, lang)
         return
     finally:
         if lease is not None:
             lease.release()
+    # a stopped answer is cut short: not a fair comparison, so it takes no vote
+    turn["votable"] = bool(name) and not turn["notes"] and not stop.is_set()
     done = t("stopped_gen", lang) if stop.is_set() else t("answered_in", lang, seconds=f"{time.time() - began:.1f}")
-    yield base_hist, tuned_hist, f'<div class="tl-muted" data-done="1">{done}</div>'
+    yield render(turns, lang), turns, f'<div class="tl-muted" data-done="1">{done}</div>'
 
 
-def _pairs(chat, name: str, messages: list, sampling: Sampling, stop: threading.Event, lang: str):
-    """(base, tuned) text pairs: both from one model, or one side with a note for the other."""
-    if name and chat.has_base:
-        yield from compare(chat.model, chat.tokenizer, messages, sampling, stop)
-    elif name:  # full fine-tuning: the saved model is the tuned one
-        for (tuned,) in stream(chat.model, chat.tokenizer, messages, sampling, ["default"], stop):
-            yield t("full_no_base", lang), tuned
-    else:
-        for (base,) in stream(chat.model, chat.tokenizer, messages, sampling, [BASE], stop):
-            yield base, t("no_tuned", lang)
+def _order(name: str, against: str, blind: bool) -> list[str]:
+    """The two models of a turn, left then right: the base (or the other run) left, this run right; shuffled
+    when blind, so neither side gives the model away."""
+    other = against if against.startswith(RUN_PREFIX) and name else votes.BASE
+    order = [votes.TUNED, other] if other != votes.BASE else [votes.BASE, votes.TUNED]
+    if blind and _shuffle.random() < 0.5:
+        order.reverse()
+    return order
 
 
-def run_eval(manager: JobManager, lang: str, name: str, limit, progress, token: str = "",
-             user: User | None = None) -> tuple:
-    """Held-out questions, base vs tuned: a one-line result and a table; progress as a bar with the last line.
+def _answers(name: str, against: str, base_model: str, token: str, messages: list, sampling: Sampling,
+             stop: threading.Event, lang: str):
+    """Yields ({model: answer so far}, {model: a note shown instead}) as the answers grow."""
+    if name and against.startswith(RUN_PREFIX):  # two runs: one after the other (the cache holds one model)
+        first = ""
+        for first in _stream_one(_load(name, token=token), messages, sampling, stop):
+            yield {votes.TUNED: first}, {}
+        for second in _stream_one(_load(against[len(RUN_PREFIX):], token=token), messages, sampling, stop):
+            yield {votes.TUNED: first, against: second}, {}
+        return
+    chat = _load(name, base_model, token)
+    with chat.lock:  # the device lock already keeps other answers out; this guards the model object
+        if name and chat.has_base:
+            for base, tuned in compare(chat.model, chat.tokenizer, messages, sampling, stop):
+                yield {votes.BASE: base, votes.TUNED: tuned}, {}
+        elif name:  # full fine-tuning: the saved model is the tuned one
+            for (tuned,) in stream(chat.model, chat.tokenizer, messages, sampling, ["default"], stop):
+                yield {votes.TUNED: tuned}, {votes.BASE: t("full_no_base", lang)}
+        else:
+            for (base,) in stream(chat.model, chat.tokenizer, messages, sampling, [BASE], stop):
+                yield {votes.BASE: base}, {votes.TUNED: t("no_tuned", lang)}
 
-    Holds the device lock while it asks; someone else's run (for a non-admin user) is refused."""
-    if not name:
-        return error_md(t("evaluate", lang), t("eval_needs_run", lang)), None
-    busy = busy_message(manager, lang)
-    if busy:
-        return error_md(t("evaluate", lang), busy), None
 
-    def report(done: int, total: int, line: str) -> None:
-        progress(done / total if total else None, desc=localize(line, lang))
+def _stream_one(chat, messages: list, sampling: Sampling, stop: threading.Event):
+    """A run's tuned answer as it grows (the adapter on, or the fully tuned model)."""
+    with chat.lock:
+        for (text,) in stream(chat.model, chat.tokenizer, messages, sampling, ["default"], stop):
+            yield text
 
-    try:
-        if user is not None:
-            manager.summary(name, user)
-            problems = access.check_config(RunConfig.load_yaml(runs.run_dir(name, manager.root) / "config.yaml"))
-            if problems:
-                raise AccessDenied(join(problems))
-        with devicelock.hold("evaluate", run=name, user=user.name if user else "", root=manager.root):
-            result = evaluate_run(name, limit=int(limit or 0), progress=report, token=token or None)
-    except Exception as err:
-        return error_md(t("evaluate", lang), friendly(err, lang)), None
-    mark = lambda ok: "✓" if ok else "✗"
-    rows = [[r["question"], ", ".join(r["expected"]), f'{mark(r["base_ok"])} {r["base"]}', f'{mark(r["tuned_ok"])} {r["tuned"]}']
-            for r in result["rows"]]
-    cols = [t(k, lang) for k in ("col_question", "col_expected", "col_base", "col_tuned")]
-    summary = t("eval_result", lang, base_ok=result["base_correct"], tuned_ok=result["tuned_correct"],
-                total=result["total"], base_share=f'{result["base_share"]:.0%}', tuned_share=f'{result["tuned_share"]:.0%}')
-    return summary, pd.DataFrame(rows, columns=cols)
+
+def _config(manager: JobManager, name: str) -> RunConfig:
+    return RunConfig.load_yaml(runs.run_dir(name, manager.root) / "config.yaml")

@@ -29,7 +29,7 @@ from ui.form import config_from_values
 from ui.identity import user_of
 from ui.preview import bubbles_html, data_report, highlighted_value
 from ui.strings import localize, t
-from ui.widgets import error_md, field_widget, form_values, friendly
+from ui.widgets import details_html, error_box, field_widget, form_values, friendly
 
 FILE_TYPES = [".json", ".jsonl", ".csv", ".tsv", ".parquet", ".txt"]
 STAT_KEYS = ("examples", "tokens", "trained_tokens", "trained_share", "truncated", "length_min", "length_p50",
@@ -55,7 +55,7 @@ class DataTab:
             try:
                 user = user_of(request, profile)
             except AccessDenied as err:
-                return error_md(t("data_problem", lang), friendly(err, lang)), "", None, None, None
+                return error_box(t("data_problem", lang), err, lang), "", None, None, None
             return check_data(form_values(form, data), data[token], lang, user)
 
         def on_upload(path: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
@@ -150,7 +150,7 @@ def check_data(values: dict, token: str, lang: str, user: User | None = None) ->
             raise AccessDenied(join(problems))
         report, examples = data_report(config, token or None)
     except Exception as err:  # any bad file or setting: a sentence, not a traceback
-        return error_md(t("data_problem", lang), friendly(err, lang)), "", None, None, None
+        return error_box(t("data_problem", lang), err, lang), "", None, None, None
     bars = [(localize(label, lang), count) for label, count in report.get("histogram") or []]  # labels may be Msgs
     frame = pd.DataFrame(bars, columns=["length", "count"])
     return (summary_markdown(report, lang), bubbles_html(examples, lang),
@@ -180,6 +180,8 @@ def summary_markdown(report: dict, lang: str) -> str:
         lines.append(t("dropped", lang, what=", ".join(f"{n} {localize(why, lang)}" for why, n in dropped.items())))
     lines += [f"- {localize(step, lang)}" for step in [*(report.get("steps") or []), *(report.get("notes") or [])]]
     lines += [f"⚠ **{t('data_problem', lang)}:** {localize(p, lang)}" for p in report.get("problems") or []]
+    if report.get("problem_detail"):  # the data could not be read: the library's words, folded (core.doctor)
+        lines.append(details_html(report["problem_detail"], lang))
     if report.get("ok"):
         lines.append(t("data_ok", lang))
     return "\n\n".join(lines)

@@ -22,7 +22,7 @@ from core.infer import export, gguf
 from core.train.manager import JobManager
 from ui import identity
 from ui.strings import localize, t
-from ui.widgets import busy_message, error_md, friendly, run_choices
+from ui.widgets import busy_message, error_box, error_md, friendly, run_choices
 
 LOAD_SNIPPET = """```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -45,7 +45,8 @@ def build(manager: JobManager, lang: str, hub_token: gr.components.Component | N
         run = gr.Dropdown([], label=t("export_run", lang), scale=4, elem_id="export-run")
         refresh = gr.Button(t("refresh", lang), scale=1, size="lg")
     with gr.Row():
-        dtype = gr.Dropdown(list(export.DTYPES), value="auto", label=t("xp.dtype", lang), info=t("xp.dtype_info", lang))
+        dtypes = [(t("choice.auto", lang), d) if d == "auto" else d for d in export.DTYPES]
+        dtype = gr.Dropdown(dtypes, value="auto", label=t("xp.dtype", lang), info=t("xp.dtype_info", lang))
         quants = gr.CheckboxGroup(list(gguf.QUANTS), value=list(export.DEFAULT_QUANTS), label=t("xp.quants", lang),
                                   info=t("xp.quants_info", lang), elem_id="export-quants")
     size = gr.Markdown(elem_id="export-sizes")
@@ -151,7 +152,7 @@ def do_sizes(manager: JobManager, lang: str, name: str | None, dtype: str, quant
     try:
         found = export.sizes(runs.run_dir(name, manager.root), dtype or "auto", tuple(quants or ()))
     except (TuneLabError, OSError) as err:
-        return error_md(t("xp.dtype", lang), friendly(err, lang))
+        return error_box(t("xp.dtype", lang), err, lang)
     shown = lambda n: _mb(n) if n else t("xp.size_unknown", lang)  # noqa: E731
     files = "".join(f" · GGUF {q} {shown(n)}" for q, n in found["gguf"].items())
     return t("xp.sizes", lang, dtype=found["dtype"], merged=shown(found["merged"]), gguf=files)
@@ -171,7 +172,7 @@ def do_merge(manager: JobManager, lang: str, name: str | None, progress, token: 
             path = export.merge(runs.run_dir(name, manager.root), token=token or None, dtype=dtype or "auto",
                                 progress=lambda message: progress(next(steps, 0.95), desc=localize(message, lang)))
     except Exception as err:  # missing adapter, out of memory, a missing package: one sentence
-        return "", error_md(t("merge", lang), friendly(err, lang))
+        return "", error_box(t("merge", lang), err, lang)
     return str(path), t("merge_done", lang) + "\n\n" + LOAD_SNIPPET.format(path=path)
 
 
@@ -190,7 +191,7 @@ def do_gguf(manager: JobManager, lang: str, name: str | None, quants: list[str],
             report = export.export_gguf(runs.run_dir(name, manager.root), tuple(quants or ()), token=token,
                                         progress=lambda m: progress(next(steps, 0.8), desc=localize(m, lang)))
     except Exception as err:
-        return error_md(title, friendly(err, lang))
+        return error_box(title, err, lang)
     return report_markdown(report, runs.run_dir(name, manager.root) / "gguf", name, lang)
 
 
@@ -217,7 +218,7 @@ def report_markdown(report: dict, folder, name: str, lang: str) -> str:
     if model["template_matches_tokenizer"]:
         lines += [t("xp.template_ok", lang, stops=", ".join(f"`{s}`" for s in model["stops"])), ""]
     else:
-        warnings.append(error_md("Modelfile", model["template_problem"] or t("xp.template_bad", lang)))
+        warnings.append(error_md("Modelfile", localize(model["template_problem"], lang) or t("xp.template_bad", lang)))
     if checks:
         lines.append(t("xp.checked_with", lang, tools=", ".join(next(iter(checks.values()))["checked_with"])))
     lines += ["", t("xp.ollama_run", lang), OLLAMA_SNIPPET.format(path=folder, name=name.lower())]
@@ -235,7 +236,7 @@ def do_zip(manager: JobManager, lang: str, name: str | None, kind: str = "merged
         # a link for this request only, served in place (no copy of hundreds of MB into gradio's cache)
         return identity.private_download(archive, manager.root or runs.runs_root()), gr.skip()
     except Exception as err:
-        return None, error_md(t("make_zip", lang), friendly(err, lang))
+        return None, error_box(t("make_zip", lang), err, lang)
 
 
 def do_push(manager: JobManager, lang: str, name: str | None, kind: str, repo: str, token: str | None,
@@ -257,9 +258,9 @@ def do_push(manager: JobManager, lang: str, name: str | None, kind: str, repo: s
     except TuneLabError as err:
         if getattr(err.message, "key", "") == "export.repo_is_public":
             return gr.update(visible=True), t("xp.public_confirm", lang, repo=repo.strip())
-        return hide, error_md(t("push", lang), friendly(err, lang))
+        return hide, error_box(t("push", lang), err, lang)
     except Exception as err:
-        return hide, error_md(t("push", lang), friendly(err, lang))
+        return hide, error_box(t("push", lang), err, lang)
     return hide, t("pushed", lang, url=url)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core.config import RunConfig
 from core.errors import ConfigError
-from core.messages import msg
+from core.messages import DEFAULT_LANG, catalog, msg, text
 from core.plan.checks import check
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -81,15 +81,27 @@ def problems_of(values: dict) -> list[str]:
 
 # --- presets -------------------------------------------------------------------
 
-def preset_choices() -> list[tuple[str, str]]:
-    """(label, file stem) for every presets/*.yaml; the label is the file's first comment."""
-    choices = []
-    for path in sorted(PRESETS_DIR.glob("*.yaml")):
-        first = path.read_text(encoding="utf-8").splitlines()[0] if path.stat().st_size else ""
-        title = first.lstrip("# ").split(" — ")[0].strip() if first.startswith("#") else path.stem
-        choices.append((f"{title}  ({path.stem})", path.stem))
+def preset_choices(lang: str = "en") -> list[tuple[str, str]]:
+    """(label, file stem) for every presets/*.yaml; the label is the catalogue's `preset.<stem>.title`
+    (the file's first comment for a preset the catalogue does not know yet)."""
+    choices = [(f"{preset_title(path.stem, lang)}  ({path.stem})", path.stem) for path in sorted(PRESETS_DIR.glob("*.yaml"))]
     # the CPU demo first: it is the one a presenter picks
     return sorted(choices, key=lambda c: c[1] != "cpu-demo")
+
+
+def preset_title(stem: str, lang: str = "en") -> str:
+    """A preset's name for people, in `lang`."""
+    if f"preset.{stem}.title" in catalog(DEFAULT_LANG):
+        return text(f"preset.{stem}.title", lang)
+    path = PRESETS_DIR / f"{Path(stem).name}.yaml"
+    first = path.read_text(encoding="utf-8").splitlines()[0] if path.exists() and path.stat().st_size else ""
+    return first.lstrip("# ").split(" — ")[0].strip() if first.startswith("#") else stem
+
+
+def preset_description(stem: str, lang: str = "en") -> str:
+    """What a preset is for and what it needs, in `lang` ('' for no preset or one the catalogue lacks)."""
+    key = f"preset.{stem}.description"
+    return text(key, lang) if stem and key in catalog(DEFAULT_LANG) else ""
 
 
 def initial_values(stem: str = "") -> dict:

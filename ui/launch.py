@@ -167,12 +167,19 @@ class LoginSource:
 
 
 def launch(host: str | None = None, port: int | None = None, auth: str | None = None, share: bool = False,
-           lang: str = "en", public_demo: bool = False, allow_remote_code: bool = False) -> int:
+           lang: str | None = None, public_demo: bool = False, allow_remote_code: bool = False,
+           presenter: bool = False) -> int:
     """Build the app, queue it, serve it until Ctrl-C; returns the process exit code.
+
+    `presenter` (--presenter): presenter mode on for a browser that has not switched it (ui/presenter.py).
+
+    `lang` (--lang): the page's language for a browser that made no choice on its switch, and the language
+    of these terminal lines; None: each browser starts in its own language, the lines are English.
 
     host/port None: decided by `listen_address` (environment, platform). auth None: TUNELAB_AUTH
     (how a Space secret arrives) and TUNELAB_USERS. Exposed without a login or --public-demo: exit 2.
     """
+    page_lang, lang = lang, lang or "en"
     try:
         host, port = listen_address(host, port)
         accounts = access.load_accounts(auth)
@@ -197,12 +204,15 @@ def launch(host: str | None = None, port: int | None = None, auth: str | None = 
     from starlette.middleware import Middleware  # noqa: PLC0415 - with gradio, after the argument checks
 
     from core.train.manager import JobManager  # noqa: PLC0415 - torch/transformers, after the argument checks
+    from ui.language import HEAD  # noqa: PLC0415 - gradio, after the argument checks
     from ui.style import CSS, theme  # noqa: PLC0415 - gradio, after the argument checks
 
     runs.runs_root().mkdir(parents=True, exist_ok=True)
     manager = JobManager()
-    app = build_app(manager, lang, notice=html.escape(notice), sign_in=sign_in,
-                    demo=html.escape(demo_note(policy, lang)) if policy.public_demo else "")
+    # the page's notes in each browser's language (the lines above are the terminal's)
+    app = build_app(manager, page_lang, notice=lambda code: html.escape(storage_notice(code)), sign_in=sign_in,
+                    demo=(lambda code: html.escape(demo_note(policy, code))) if policy.public_demo else "",
+                    presenter=presenter)
     # One event of each kind at a time (a second Ask waits its turn); the timers opt out.
     app.queue(default_concurrency_limit=1, max_size=256)
     try:
@@ -210,7 +220,7 @@ def launch(host: str | None = None, port: int | None = None, auth: str | None = 
         app.launch(server_name=host, server_port=port, auth=LoginGate(accounts).check if accounts else None,
                    share=bool(share), auth_message=t("subtitle", lang), max_file_size=f"{policy.limits.upload_mb}mb",
                    app_kwargs={"middleware": [Middleware(LoginSource)]},
-                   theme=theme(), css=CSS, show_error=False, ssr_mode=False, mcp_server=False,
+                   theme=theme(), css=CSS, head=HEAD, show_error=False, ssr_mode=False, mcp_server=False,
                    enable_monitoring=False, run_history=False, footer_links=[], quiet=False,
                    prevent_thread_lock=True)  # returns once it serves, so the addresses print after gradio's line
         print_urls(host, port, lang)

@@ -13,8 +13,10 @@ import time
 import numpy as np
 import pandas as pd
 
+from core.plan import cost
 from core.runs import RunSummary
 from ui.strings import localize, t
+from ui.widgets import details_html
 
 STATUS_COLORS = {"running": "#1d4ed8", "preparing": "#6d28d9", "finished": "#15803d", "stopped": "#b45309",
                  "failed": "#b91c1c", "interrupted": "#b45309", "unknown": "#475569", "elsewhere": "#0e7490"}
@@ -116,7 +118,8 @@ def status_html(summary: RunSummary | None, lang: str = "en") -> str:
             f'<span class="tl-badge">{STATUS_ICONS[state]} {t("status_" + state, lang)}</span>'
             f'<span class="tl-run">{html.escape(summary.name)}</span>'
             f'<span class="tl-step" id="tl-step">{step}</span>'
-            f'<div class="tl-detail">{html.escape(detail)}</div>{notices}</div>')
+            f'<div class="tl-detail">{html.escape(detail)}</div>{notices}'
+            f'{details_html(summary.detail, lang) if state == "failed" else ""}</div>')
 
 
 def metrics_html(summary: RunSummary | None, lang: str = "en") -> str:
@@ -132,9 +135,20 @@ def metrics_html(summary: RunSummary | None, lang: str = "en") -> str:
         (t("m_mem", lang), _num(log.get("memory_mb") / 1024 if log.get("memory_mb") else None, "{:.1f} GB")),
         (t("m_elapsed", lang), duration(log.get("elapsed")) if log else "–"),
         (t("m_eta", lang), duration(log.get("eta")) if live else "–"),
+        (t("cost.col_time", lang), time_vs_estimate(summary)),  # core/plan/cost.py: real vs estimated at Start
     ]
     body = "".join(f'<div class="tl-card"><div class="tl-k">{k}</div><div class="tl-v">{v}</div></div>' for k, v in cards)
     return f'<div class="tl-cards">{body}</div>'
+
+
+def time_vs_estimate(summary: RunSummary | None) -> str:
+    """'4:05 (3:40)': the time the run trained, and in brackets the estimate made at its Start."""
+    if summary is None:
+        return "–"
+    timing = cost.timing(summary)
+    if timing.real is None and timing.estimated is None:
+        return "–"
+    return f"{cost.clock(timing.real)} ({cost.clock(timing.estimated)})"
 
 
 def _num(value, pattern: str) -> str:
@@ -164,12 +178,12 @@ def samples_html(summary: RunSummary | None, lang: str = "en") -> str:
 def runs_frame(summaries: list[RunSummary], lang: str = "en") -> pd.DataFrame:
     """The past-runs table, newest first (each summary knows whether its run is live)."""
     cols = [t(k, lang) for k in ("col_run", "col_status", "col_steps", "col_loss", "col_model", "col_started",
-                                 "access.col_owner")]
+                                 "access.col_owner", "cost.col_time")]
     rows = []
     for s in summaries:
         loss = s.last_log.get("loss")
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.started_at)) if s.started_at else ""
         rows.append([s.name, t("status_" + display_status(s), lang),
                      f"{s.step}/{s.total_steps}", f"{loss:.3f}" if isinstance(loss, (int, float)) else "",
-                     s.model, started, s.owner])
+                     s.model, started, s.owner, time_vs_estimate(s)])
     return pd.DataFrame(rows, columns=cols)

@@ -10,9 +10,12 @@ import functools
 import html
 
 from core.config import RunConfig
+from core.data.preference import is_preference_data
 from core.data.preflight import preview_examples, run_preflight
 from core.data.tokenize import apply_template_choice
 from core.models import load_tokenizer
+from core.train import preference
+from ui.preference import pairs_html
 from ui.strings import t
 
 
@@ -32,7 +35,11 @@ def data_report(config: RunConfig, token: str | None = None, n_preview: int = 5)
     """(core.data.preflight's report, the first examples as chat messages).
 
     Data that cannot be used comes back as a report with `problems`, not an exception.
+    Preference pairs (or any data for a DPO run) get core.train.preference's report and their pairs.
     """
+    if config.objective == "dpo" or is_preference_data(config, token):
+        report = preference.report(config, tokenizer_for(config, token), token)
+        return report, report["pairs"]
     report = run_preflight(config, tokenizer_for(config, token), token=token)
     examples = preview_examples(config, n=n_preview, token=token)[0] if report.get("kept") else []
     return report, examples
@@ -47,6 +54,8 @@ def bubbles_html(examples: list[dict], lang: str) -> str:
     """Examples as chat bubbles, one card per example ('' when there are none)."""
     if not examples:
         return ""
+    if "chosen" in examples[0]:  # preference pairs: chosen and rejected side by side
+        return pairs_html(examples, lang)
     cards = []
     for i, example in enumerate(examples, 1):
         if "text" in example:

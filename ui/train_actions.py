@@ -26,8 +26,8 @@ from core.plan.presets import suggest_here
 from core.train.manager import JobManager
 from ui import live
 from ui.form import PRESETS_DIR, config_from_values, problems_of, values_from_config
-from ui.strings import localize, t
-from ui.widgets import error_md, friendly
+from ui.strings import localize, page_lang, t
+from ui.widgets import error_box, error_md, friendly
 
 
 def opening_preset(lang: str) -> tuple[str, str]:
@@ -66,7 +66,7 @@ def estimate_text(config: RunConfig, lang: str, data_stats: dict | None = None) 
         result = estimate(config, n_train_tokens=(data_stats or {}).get("tokens"), data_stats=data_stats or None)
         # plain symbols: projector PCs and headless browsers often lack a colour-emoji font
         mark = {True: "✓", False: "✗"}.get(getattr(result, "fits", None), "ℹ")
-        return f"{mark} **{result.summary_text(lang)}**"
+        return f"{mark} **{result.summary_text(page_lang(lang))}**"  # core can't see the browser: say which
     except Exception as err:  # an estimate must never block the form
         return f"({friendly(err, lang)})"
 
@@ -81,9 +81,9 @@ def start(manager: JobManager, values: dict, token: str, who: User | str, lang: 
         job = manager.start(config, token=token or None, who=who)  # a User: the owner's policy is checked
     except Busy as err:  # someone else's run: also a toast, since the action line may be scrolled away
         gr.Warning(friendly(err, lang))
-        return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
+        return error_box(t("cannot_start", lang), err, lang), gr.skip()
     except Exception as err:
-        return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
+        return error_box(t("cannot_start", lang), err, lang), gr.skip()
     return _ok(t("started", lang, run=job.name)), run_picker(manager, lang, job.name, who)
 
 
@@ -92,7 +92,7 @@ def stop(manager: JobManager, lang: str, who: User | str = "") -> str:
     try:
         name = manager.stop(who)
     except AccessDenied as err:
-        return error_md(t("stop", lang), friendly(err, lang))
+        return error_box(t("stop", lang), err, lang)
     return _ok(t("stopping", lang, run=name)) if name else _ok(t("nothing_running", lang))
 
 
@@ -109,9 +109,9 @@ def resume(manager: JobManager, name: str, token: str, who: User | str, lang: st
         job = manager.resume(name, token=token or None, who=who)
     except Busy as err:
         gr.Warning(friendly(err, lang))
-        return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
+        return error_box(t("cannot_start", lang), err, lang), gr.skip()
     except Exception as err:
-        return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
+        return error_box(t("cannot_start", lang), err, lang), gr.skip()
     return _ok(t("resumed", lang, run=job.name)), run_picker(manager, lang, job.name, who)
 
 
@@ -214,6 +214,6 @@ def settings_of(manager: JobManager, name: str | None, lang: str, names: list[st
         manager.summary(name, who)  # AccessDenied for someone else's run
         values = values_from_config(RunConfig.load_yaml(runs.run_dir(name, manager.root) / "config.yaml"))
     except Exception as err:
-        return [gr.skip()] * len(names) + [error_md(t("cannot_start", lang), friendly(err, lang))]
+        return [gr.skip()] * len(names) + [error_box(t("cannot_start", lang), err, lang)]
     values["run_name"] = ""
     return [values[n] for n in names] + [_ok(t("settings_loaded", lang, run=name))]

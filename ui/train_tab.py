@@ -22,12 +22,13 @@ from core.access import User
 from core.config import DEFAULT_MODEL, RunConfig
 from core.errors import AccessDenied
 from core.train.manager import JobManager
+from ui import presenter
 from ui import train_actions as act
-from ui.form import SIMPLE_FIELDS, advanced_fields, initial_values, preset_choices, preset_values
+from ui.form import SIMPLE_FIELDS, advanced_fields, initial_values, preset_choices, preset_description, preset_values
 from ui.identity import user_of
 from ui.live import runs_frame
-from ui.strings import field_label, t
-from ui.widgets import error_md, field_widget, form_values, friendly
+from ui.strings import field_label, page_lang, t
+from ui.widgets import error_box, field_widget, form_values
 
 TICK_SECONDS = 1.5
 NOBODY = User("")  # not signed in: sees no run
@@ -40,6 +41,7 @@ class TrainTab:
     token: gr.Textbox
     run_shown: gr.Dropdown
     loaders: list  # (fn, inputs, outputs) to run on page load
+    timing: presenter.Timing | None = None  # the time & cost line beside Start (ui/presenter.py)
 
 
 def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> TrainTab:
@@ -47,8 +49,10 @@ def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> T
     opening, note = act.opening_preset(lang)
     initial = demo_values(initial_values(opening))
     with gr.Row():
-        preset = gr.Dropdown([(t("preset_none", lang), "")] + preset_choices(), value=opening, label=t("preset", lang),
-                             info=note or None, elem_id="preset", scale=2)
+        with gr.Column(scale=2, min_width=240):
+            preset = gr.Dropdown([(t("preset_none", lang), "")] + preset_choices(lang), value=opening,
+                                 label=t("preset", lang), info=note or None, elem_id="preset")
+            about = gr.Markdown(preset_description(opening, lang), elem_id="preset-about", elem_classes="tl-muted")
         with gr.Column(scale=2, min_width=240):
             form["model"] = gr.Dropdown(MODEL_CHOICES, value=initial["model"], allow_custom_value=True,
                                         label=field_label("model", lang), elem_id="f-model",
@@ -68,6 +72,7 @@ def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> T
         stop = gr.Button(t("stop", lang), variant="stop", size="lg", elem_id="stop")
         resume = gr.Button(t("resume", lang), variant="secondary", size="lg", elem_id="resume")
     action = gr.HTML(elem_id="train-action")
+    timing = presenter.timing_box(form, data_stats, lang)
 
     gr.Markdown(f"### {t('live_title', lang)}")
     with gr.Row():
@@ -106,6 +111,7 @@ def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> T
         return [values[n] for n in names]
 
     preset.change(lambda stem, *vals: on_preset(stem, dict(zip(fields, vals))), [preset, *fields], fields)
+    preset.change(lambda stem: preset_description(stem, page_lang(lang)), preset, about, show_progress="hidden")
     form["model"].change(lambda model: _source_update(model, lang), form["model"], source, show_progress="hidden")
     check_settings = lambda data: act.settings_check(form_values(form, data), lang, data[data_stats])
     gr.on([c.change for c in [*fields, data_stats]], check_settings, inputs={*fields, data_stats}, outputs=check,
@@ -115,21 +121,21 @@ def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> T
         try:
             user = user_of(request, profile)
         except AccessDenied as err:
-            return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
+            return error_box(t("cannot_start", lang), err, lang), gr.skip()
         return act.start(manager, form_values(form, data), data[token], user, lang)
 
     def on_resume(name: str, tok: str, request: gr.Request, profile: gr.OAuthProfile | None):
         try:
             user = user_of(request, profile)
         except AccessDenied as err:
-            return error_md(t("cannot_start", lang), friendly(err, lang)), gr.skip()
+            return error_box(t("cannot_start", lang), err, lang), gr.skip()
         return act.resume(manager, name, tok, user, lang)
 
     def on_stop(request: gr.Request, profile: gr.OAuthProfile | None):
         try:
             return act.stop(manager, lang, user_of(request, profile))
         except AccessDenied as err:
-            return error_md(t("stop", lang), friendly(err, lang))
+            return error_box(t("stop", lang), err, lang)
 
     def on_show(name: str, request: gr.Request, profile: gr.OAuthProfile | None):
         user = viewer(request, profile)
@@ -159,15 +165,19 @@ def build(manager: JobManager, form: dict, lang: str, data_stats: gr.State) -> T
     use_settings.click(on_use, run_shown, [*fields, action])
 
     loaders = [(on_load, None, [run_shown, table, known, *shown, last_sig]),
-               (check_settings, {*fields, data_stats}, check)]
-    return TrainTab(token=token, run_shown=run_shown, loaders=loaders)
+               (check_settings, {*fields, data_stats}, check), *timing.loaders,
+               # lines under the preset and the model: redrawn in the page's language for what is chosen now
+               (lambda stem: preset_description(stem, page_lang(lang)), preset, about),
+               (lambda model: _source_update(model, lang), form["model"], source)]
+    return TrainTab(token=token, run_shown=run_shown, loaders=loaders, timing=timing)
 
 
 def _advanced(form: dict, lang: str, initial: dict) -> gr.Textbox:
     """Accordions with every other RunConfig field, three to a row, holding `initial`; returns the token box."""
     token = None
     for section, names in advanced_fields().items():
-        with gr.Accordion(t("advanced", lang, section=t("section_" + section, lang)), open=False):
+        with gr.Accordion(t("advanced", lang, section=t("section_" + section, lang)), open=False,
+                          elem_classes="tl-advanced"):  # hidden in presenter mode (ui/style.py)
             if section == "model":
                 token = gr.Textbox(label=t("hf_token", lang), type="password", elem_id="hf-token")
             for i in range(0, len(names), 3):

@@ -10,7 +10,8 @@ import html
 import gradio as gr
 
 from core.config import RunConfig
-from core.errors import explain
+from core.doctor import Diagnosis, diagnose
+from core.messages import DEFAULT_LANG, catalog
 from ui.form import widget_kind
 from ui.strings import field_label, localize, t
 
@@ -22,7 +23,7 @@ def field_widget(name: str, lang: str, value=None, **kw) -> gr.components.Compon
     common = {"label": field_label(name, lang), "info": info["help"], "elem_id": f"f-{name}", **kw}
     kind = widget_kind(name)
     if kind == "dropdown":
-        return gr.Dropdown(choices=list(info["choices"]), value=value, **common)
+        return gr.Dropdown(choices=[_choice(name, c, lang) for c in info["choices"]], value=value, **common)
     if kind == "checkbox":
         return gr.Checkbox(value=value, **common)
     if kind == "int":
@@ -35,14 +36,49 @@ def field_widget(name: str, lang: str, value=None, **kw) -> gr.components.Compon
     return gr.Textbox(value=value, **common)
 
 
+def _choice(name: str, value: str, lang: str):
+    """A setting's choice as (words in `lang`, value) where the catalogue names it (`choice.<field>.<value>`,
+    else `choice.<value>`); a technical name (adamw_8bit, nf4, ddp) is shown as it is."""
+    for key in (f"choice.{name}.{value}", f"choice.{value}"):
+        if key in catalog(DEFAULT_LANG):
+            return t(key, lang), value
+    return value
+
+
 def friendly(err: BaseException, lang: str = "en") -> str:
-    """A sentence for any error (core.errors.explain), never a traceback; in `lang` where core gave a message key."""
-    return localize(explain(err)[0], lang)
+    """What went wrong and what to do (core.doctor), never a traceback; in `lang`. For one line or a toast;
+    a box in the page is error_box(), which also has the details."""
+    return localize(diagnose(err).message, lang)
 
 
 def error_md(title: str, message: str) -> str:
     """A red box for the page."""
     return f'<div class="tl-error"><b>{html.escape(title, quote=False)}:</b> {html.escape(message, quote=False)}</div>'
+
+
+def error_box(title: str, err: BaseException, lang: str = "en", context: dict | None = None) -> str:
+    """A red box for any error: what happened, what to do, and the technical text under "Show details"."""
+    return diagnosis_html(diagnose(err, context), lang, title)
+
+
+def diagnosis_html(diagnosis: Diagnosis, lang: str = "en", title: str = "") -> str:
+    """A core.doctor Diagnosis as HTML (also fine inside gr.Markdown: one line, no blank lines)."""
+    head = f"<b>{html.escape(title, quote=False)}:</b> " if title else ""
+    todo = (f'<div class="tl-todo"><b>{html.escape(t("doctor.todo_label", lang))}:</b> '
+            f'{html.escape(localize(diagnosis.todo, lang), quote=False)}</div>') if diagnosis.todo else ""
+    return (f'<div class="tl-error" data-kind="{html.escape(diagnosis.kind)}">{head}'
+            f'{html.escape(localize(diagnosis.what, lang), quote=False)}{todo}'
+            f'{details_html(diagnosis.detail, lang)}</div>')
+
+
+def details_html(detail: str, lang: str = "en") -> str:
+    """The technical text, folded away behind "Show details" ('' when there is none)."""
+    if not detail:
+        return ""
+    # newlines as character references: a blank line would end the HTML block inside gr.Markdown
+    body = html.escape(detail, quote=False).replace("\n", "&#10;")
+    return (f'<details class="tl-details"><summary>{html.escape(t("doctor.show_details", lang))}</summary>'
+            f'<pre style="white-space: pre-wrap; font-size: 0.8rem">{body}</pre></details>')
 
 
 def run_choices(manager, lang: str, usable_only: bool = True, base_option: bool = False,

@@ -5,7 +5,9 @@ Formats: chat `messages` (OpenAI style role/content), ShareGPT
 (instruction, optional input, output), question/answer pairs in any two
 columns (Korean names such as 질문/답변 included), one text column with turn
 markers such as open-korean-instructions' `<usr> … <bot> …`, and plain text
-for continued pretraining.
+for continued pretraining. Preference pairs in trl's standard layout (`prompt`/`chosen`/
+`rejected`, plain strings or lists of messages; the prompt may be left implicit in the
+conversations) are the `preference` format, which DPO trains on (core/data/preference.py).
 
 `detect_layout` decides the format *and* which columns (or markers) hold
 what, so the preview can say exactly how the data was read. Converters raise
@@ -24,15 +26,17 @@ from core.data.limits import limits
 from core.errors import DataError, RowProblem
 from core.messages import Msg, msg
 
-FORMATS = ("messages", "sharegpt", "alpaca", "qa", "markers", "text")
+FORMATS = ("messages", "sharegpt", "alpaca", "qa", "markers", "text", "preference")
 # The human names of the formats (Msgs: a reader shows them with localize(name, lang)).
 FORMAT_NAMES = {"messages": msg("data.format.messages"), "sharegpt": msg("data.format.sharegpt"),
                 "alpaca": msg("data.format.alpaca"), "qa": msg("data.format.qa"),
-                "markers": msg("data.format.markers"), "text": msg("data.format.text")}
+                "markers": msg("data.format.markers"), "text": msg("data.format.text"),
+                "preference": msg("preference.format")}
 # The parts of a row a column can hold, as the preview names them.
 PART_NAMES = {"conversation": msg("data.part.conversation"), "prompt": msg("data.part.prompt"),
               "input": msg("data.part.input"), "response": msg("data.part.response"),
-              "system": msg("data.part.system"), "text": msg("data.part.text")}
+              "system": msg("data.part.system"), "text": msg("data.part.text"),
+              "chosen": msg("preference.part.chosen"), "rejected": msg("preference.part.rejected")}
 
 ROLE_NAMES = {
     "user": "user", "human": "user", "usr": "user", "prompter": "user", "question": "user", "사용자": "user",
@@ -100,6 +104,8 @@ def detect_layout(rows: list[dict], config: RunConfig) -> Layout:
 
 
 def _guess_format(sample: list[dict], columns: list[str], config: RunConfig) -> str:
+    if _find(columns, ("chosen",)) and _find(columns, ("rejected",)):
+        return "preference"  # before qa: `prompt` + `chosen` would read as a question/answer pair
     conversation = _conversation_column(sample, columns, config)
     if conversation:
         return "sharegpt" if _turn_shape(sample, conversation) == "sharegpt" else "messages"
@@ -196,7 +202,9 @@ def _markers_in(sample: list[dict], column: str, config: RunConfig) -> tuple[str
 
 def _map_columns(fmt: str, sample: list[dict], columns: list[str], config: RunConfig) -> Layout:
     layout = Layout(fmt)
-    if fmt in ("messages", "sharegpt"):
+    if fmt == "preference":
+        layout.columns = _preference_columns(columns, config)
+    elif fmt in ("messages", "sharegpt"):
         col = _conversation_column(sample, columns, config) or _find(columns, CONVERSATION_COLUMNS)
         layout.columns = {"conversation": _require(col, fmt, msg("data.need.conversation"), columns)}
     elif fmt in ("alpaca", "qa"):
@@ -211,6 +219,15 @@ def _map_columns(fmt: str, sample: list[dict], columns: list[str], config: RunCo
     if fmt == "markers":
         _set_markers(layout, sample, config)
     return layout
+
+
+def _preference_columns(columns: list[str], config: RunConfig) -> dict:
+    """prompt (optional: without it the conversations hold it), chosen and rejected columns."""
+    chosen = _find(columns, ("chosen",))
+    found = {"prompt": config.prompt_column or _find(columns, QUESTION_COLUMNS, skip=(chosen,)),
+             "chosen": _require(chosen, "preference", msg("preference.part.chosen"), columns),
+             "rejected": _require(_find(columns, ("rejected",)), "preference", msg("preference.part.rejected"), columns)}
+    return {part: col for part, col in found.items() if col}
 
 
 def _set_markers(layout: Layout, sample: list[dict], config: RunConfig) -> None:
@@ -261,6 +278,8 @@ def to_examples(rows: list[dict], fmt: str, config: RunConfig, layout: Layout | 
     """
     if layout is None or layout.format != fmt:
         layout = detect_layout(rows, config.replace(data_format=fmt))
+    if (layout.format == "preference") != (config.objective == "dpo"):  # the other objective's data: say what to do
+        raise DataError(msg("preference.needs_dpo" if layout.format == "preference" else "preference.needs_pairs"))
     convert = _CONVERTERS[layout.format]
     dropped: Counter = Counter()
     examples = []
@@ -355,6 +374,36 @@ def _from_text(row: dict, layout: Layout) -> dict:
     return {"text": _text(row.get(column), column)}
 
 
+def _from_preference(row: dict, layout: Layout) -> dict:
+    """{"prompt", "chosen", "rejected"}, each a list of messages; an implicit prompt is the conversations' shared start."""
+    cols = layout.columns
+    chosen, rejected = (_preference_turns(row.get(cols[p]), cols[p], "assistant") for p in ("chosen", "rejected"))
+    if "prompt" in cols:
+        prompt = _preference_turns(row.get(cols["prompt"]), cols["prompt"], "user")
+    else:
+        shared = 0
+        while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+            shared += 1
+        prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+    if not prompt or prompt[-1]["role"] == "assistant":
+        raise RowProblem(msg("preference.drop.no_prompt"))
+    if not (chosen and rejected) or {m["role"] for m in chosen + rejected} != {"assistant"}:
+        raise RowProblem(msg("preference.drop.not_answers"))
+    _check_turns(len(prompt) + 1, layout)
+    example = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+    if sum(len(m["content"]) for part in example.values() for m in part) > HUGE_ROW_CHARS:
+        raise RowProblem(msg("data.drop.huge", limit=f"{HUGE_ROW_CHARS:,}"))
+    return example
+
+
+def _preference_turns(value, column: str, role: str) -> list[dict]:
+    """A preference cell as messages: a list of turns as it is, a plain string as one `role` turn."""
+    turns = _as_turns(value)
+    if turns is None:
+        return [{"role": role, "content": _text(value, column)}]
+    return _from_conversation({"c": turns}, Layout("messages", {"conversation": "c"}))["messages"]
+
+
 def _check_turns(n: int, layout: Layout) -> None:
     """Drop a conversation with more turns than the limit: tokenizing renders it once per reply."""
     limit = layout.max_turns
@@ -369,4 +418,4 @@ def _checked(example: dict) -> dict:
 
 
 _CONVERTERS = {"messages": _from_conversation, "sharegpt": _from_conversation, "alpaca": _from_pair,
-               "qa": _from_pair, "markers": _from_markers, "text": _from_text}
+               "qa": _from_pair, "markers": _from_markers, "text": _from_text, "preference": _from_preference}

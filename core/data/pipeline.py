@@ -21,9 +21,10 @@ from core.config import RunConfig
 from core.data.formats import detect_format, detect_layout, to_examples
 from core.data.preprocess import preprocess
 from core.data.sources import BUILTIN_DIR, load_rows
-from core.data.tokenize import IGNORE, chunk_text_examples, encode_example
+from core.data.tokenize import IGNORE, chunk_text_examples, encode_example, encode_seq2seq, seq2seq_pairs, seq2seq_source
 from core.errors import DataError, RowProblem
 from core.messages import Msg, join, msg
+from core.models import config_is_seq2seq
 
 Progress = Callable[[str], None]
 __all__ = ["DataError", "PreparedData", "load_examples", "prepare", "split", "encode_examples", "token_stats",
@@ -32,6 +33,7 @@ __all__ = ["DataError", "PreparedData", "load_examples", "prepare", "split", "en
 MIN_TRAINED_SHARE = 0.005  # below this the run would learn (almost) nothing: refused
 # A drop reason (a Msg: equal to its English text, so it is also the key in stats["dropped"]).
 ANSWER_CUT = msg("data.drop.answer_cut")
+SEQ2SEQ_TEXT = msg("seq2seq.drop_text")  # plain text has no (question, answer) pair for an encoder-decoder
 # End-of-turn tokens of common chat templates; whatever the template prints after one
 # (usually a newline) is layout, not part of the answer.
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>", "<|end_of_text|>")
@@ -108,13 +110,17 @@ def split_steps(n_examples: int, n_train: int, n_val: int, config: RunConfig) ->
 
 
 # --- tokenization ---------------------------------------------------------------------
-def encode_examples(examples: list[dict], tokenizer, config: RunConfig) -> tuple[list[dict], Counter]:
+def encode_examples(examples: list[dict], tokenizer, config: RunConfig,
+                    seq2seq: bool | None = None) -> tuple[list[dict], Counter]:
     """Token ids and labels for each example, and the examples dropped (with reasons).
 
     Each result has `input_ids`, `labels` (-100 = not trained), `truncated` and
     `length` (tokens before cutting at max_length). Plain text is joined and cut
-    into max_length blocks instead.
+    into max_length blocks instead. For an encoder-decoder model (`seq2seq`; read from
+    the model's config when None) see encode_seq2seq_examples.
     """
+    if config_is_seq2seq(config) if seq2seq is None else seq2seq:
+        return encode_seq2seq_examples(examples, tokenizer, config)
     if examples and all("text" in e for e in examples):
         blocks = chunk_text_examples(tokenizer, [e["text"] for e in examples], config.max_length)
         return [{**b, "length": len(b["input_ids"])} for b in blocks], Counter()
@@ -150,6 +156,31 @@ def _encode(tokenizer, example: dict, config: RunConfig) -> dict:
             "length": n}
 
 
+def encode_seq2seq_examples(examples: list[dict], tokenizer, config: RunConfig) -> tuple[list[dict], Counter]:
+    """One (source, target) item per assistant reply (core/data/tokenize.py: seq2seq_pairs says why):
+    `input_ids` the rendered history, `labels` the reply's ids + EOS, all trained (train_on has no
+    prompt part to leave out: the source is never predicted). Each side is cut at max_length: the
+    source keeps its end (the question being answered), the target its start; `length` is the
+    longer side before cutting."""
+    encoded, dropped, limit = [], Counter(), config.max_length
+    for example in examples:
+        if "text" in example:
+            dropped[SEQ2SEQ_TEXT] += 1
+            continue
+        for history, answer in seq2seq_pairs(example["messages"]):
+            try:
+                source = seq2seq_source(tokenizer, history)
+            except Exception as err:  # a chat template may raise on any role order it dislikes
+                dropped[msg("data.drop.template_refused", error=_short(err))] += 1
+                continue
+            item = encode_seq2seq(tokenizer, source, answer)
+            n_source, n_target = len(item["input_ids"]), len(item["labels"])
+            item.update(input_ids=item["input_ids"][-limit:], labels=item["labels"][:limit],
+                        truncated=max(n_source, n_target) > limit, length=max(n_source, n_target))
+            encoded.append(item)
+    return encoded, dropped
+
+
 def _short(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
 
@@ -177,10 +208,27 @@ def _untrain_after_end(labels: list[int], ends: set[int], tokenizer) -> None:
 
 
 def token_stats(encoded: list[dict]) -> dict:
+    if encoded and encoded[0].get("seq2seq"):
+        return _seq2seq_stats(encoded)
     lengths = sorted(len(e["input_ids"]) for e in encoded)
     total = sum(lengths)
     # the first label of each example is never trained (the trainer packs examples; no loss across borders)
     trained = sum(sum(1 for label in e["labels"][1:] if label != IGNORE) for e in encoded)
+    return _stats(encoded, lengths, total, trained)
+
+
+def _seq2seq_stats(encoded: list[dict]) -> dict:
+    """Source and target both count as tokens (the encoder runs over one, the decoder over the other);
+    every target token is trained; the planner reads each side's longest (core/plan/memory.py)."""
+    lengths = sorted(max(len(e["input_ids"]), len(e["labels"])) for e in encoded)
+    total = sum(len(e["input_ids"]) + len(e["labels"]) for e in encoded)
+    trained = sum(sum(1 for label in e["labels"] if label != IGNORE) for e in encoded)
+    return {**_stats(encoded, lengths, total, trained), "seq2seq": True,
+            "source_length_max": max(len(e["input_ids"]) for e in encoded),
+            "target_length_max": max(len(e["labels"]) for e in encoded)}
+
+
+def _stats(encoded: list[dict], lengths: list[int], total: int, trained: int) -> dict:
     pick = lambda q: lengths[min(len(lengths) - 1, int(q * len(lengths)))] if lengths else 0
     return {
         "examples": len(encoded), "tokens": total, "trained_tokens": trained,
@@ -209,11 +257,12 @@ def prepare(config: RunConfig, tokenizer, token: str | None = None, progress: Pr
     train_examples, val_examples = split(examples, config)
     if progress:
         progress(msg("data.tokenizing", n=len(examples)))
-    train, dropped_train = encode_examples(train_examples, tokenizer, config)
-    validation, dropped_val = encode_examples(val_examples, tokenizer, config)
+    seq2seq = config_is_seq2seq(config, token)
+    train, dropped_train = encode_examples(train_examples, tokenizer, config, seq2seq)
+    validation, dropped_val = encode_examples(val_examples, tokenizer, config, seq2seq)
     dropped = Counter(report["dropped"]) + dropped_train + dropped_val
     stats = {**report, "dropped": dict(dropped), **token_stats(train), "validation_examples": len(validation),
-             "packing": config.packing, "train_on": config.train_on}
+             "packing": config.packing and not seq2seq, "train_on": config.train_on}
     problem = trained_share_problem(stats, config)
     if problem:
         raise DataError(problem)

@@ -26,7 +26,8 @@ from core.data.pipeline import (
     trained_share_problem,
 )
 from core.data.tokenize import IGNORE, apply_template_choice
-from core.errors import DataError, explain
+from core.doctor import diagnose
+from core.errors import DataError
 from core.messages import Msg, localize, msg
 
 SAMPLE_LIMIT = 2000  # examples tokenized for the report; bigger sets are estimated from an even sample
@@ -52,7 +53,8 @@ def run_preflight(config: RunConfig, tokenizer, token: str | None = None) -> dic
     try:
         examples, fmt, loaded = load_examples(config, token)
     except DataError as err:
-        return {**report, "problems": [explain(err)[0]]}  # the Msg, so a reader can show it in its language
+        found = diagnose(err)  # what + what to do as a Msg (each reader shows it in its language); the detail apart
+        return {**report, "problems": [found.message], "problem_detail": found.detail}
     tokenizer = _with_template(tokenizer, config)
     train, validation = split(examples, config)
     sample, scale = _sample(train)
@@ -69,6 +71,7 @@ def run_preflight(config: RunConfig, tokenizer, token: str | None = None) -> dic
                   sampled=len(sample) if scale > 1 else 0,
                   histogram=histogram([e["length"] for e in encoded], config.max_length),
                   highlighted=highlight(examples[0], tokenizer, config))
+    report["packing"] = config.packing and not stats.get("seq2seq")  # encoder-decoder batches are padded
     blocking = trained_share_problem(report, config)
     report["ok"] = not blocking
     report["problems"] = ([blocking] if blocking else []) + _warnings(report, encoded, config, fmt)
@@ -141,6 +144,8 @@ def highlight(example: dict, tokenizer, config: RunConfig) -> list[tuple[str, bo
     if not encoded:
         return []
     item = encoded[0]
+    if item.get("seq2seq"):  # encoder-decoder: the source is read, never predicted; every target token is trained
+        return [(tokenizer.decode(item["input_ids"]), False), (tokenizer.decode(item["labels"]), True)]
     pieces: list[tuple[list[int], bool]] = []
     for i, (tok, label) in enumerate(zip(item["input_ids"], item["labels"])):
         trained = i > 0 and label != IGNORE  # the first token is never predicted

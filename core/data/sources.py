@@ -19,7 +19,8 @@ from core.errors import DataError
 from core.messages import Msg, msg
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
-BUILTINS = {"builtin:demo": BUILTIN_DIR / "demo_train.jsonl"}
+BUILTINS = {"builtin:demo": BUILTIN_DIR / "demo_train.jsonl",
+            "builtin:demo-preferences": BUILTIN_DIR / "demo_preferences.jsonl"}  # pairs for DPO (core/data/preference.py)
 _HEAD_SLICE = re.compile(r"^\s*([\w.-]+)\s*\[\s*:\s*(\d+)\s*\]\s*$")  # 'train[:100]': the first N rows
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 

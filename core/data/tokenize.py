@@ -146,3 +146,33 @@ def chunk_text_examples(tokenizer, texts: list[str], max_length: int) -> list[di
         stream += tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     blocks = [stream[i: i + max_length] for i in range(0, len(stream), max_length)]
     return [{"input_ids": b, "labels": list(b), "truncated": False} for b in blocks if len(b) > 1]
+
+
+# --- encoder-decoder models (T5, mT5, mt0, BART) ----------------------------------------
+def seq2seq_source(tokenizer, messages: list[dict]) -> str:
+    """The encoder's input for a conversation that ends with the question to answer (training and chat
+    render it the same way): the tokenizer's chat template (or the plain User/Assistant one, see
+    apply_template_choice) with its generation prompt, so earlier replies stay in the history."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                         chat_template=tokenizer.chat_template or PLAIN_TEMPLATE)
+
+
+def seq2seq_pairs(messages: list[dict]) -> list[tuple[list[dict], str]]:
+    """(history up to a reply, the reply) for every assistant reply.
+
+    Every reply, not only the last: a decoder run learns each reply of a conversation in one pass,
+    and the seq2seq equivalent is one pair per reply (its history as the source), so a multi-turn
+    chat teaches the same replies with either kind of model.
+    """
+    return [(messages[:i], m["content"]) for i, m in enumerate(messages)
+            if m["role"] == "assistant" and i and any(x["role"] == "user" for x in messages[:i])]
+
+
+def encode_seq2seq(tokenizer, source: str, target: str) -> dict:
+    """{'input_ids': source ids, 'labels': target ids ending in EOS} in the tokenizer's own layout for
+    each side (T5 appends </s>, BART wraps in <s>...</s>); no length cut here (the pipeline cuts)."""
+    ids = tokenizer(source)["input_ids"]
+    labels = tokenizer(text_target=target)["input_ids"]
+    if tokenizer.eos_token_id is not None and (not labels or labels[-1] != tokenizer.eos_token_id):
+        labels = labels + [tokenizer.eos_token_id]  # a tokenizer that adds nothing (BPE): the reply must still end
+    return {"input_ids": ids, "labels": labels, "seq2seq": True}

@@ -4,6 +4,9 @@
               manager releases it before a run trains
 - `generate`  streaming and batched generation; base and tuned answers from one loaded model
 - `evaluate`  held-out questions asked to base and tuned, with progress as (done, total)
+- `questions` a person's own evaluation file (JSONL/CSV: expected substrings or a reference answer)
+- `votes`     blind A/B votes and thumbs in runs/<run>/votes.jsonl, win rates with Wilson intervals,
+              preference rows for DPO
 - `export`    merge the adapter into the base (half precision), GGUF + Ollama, a zip, a Hub push
 - `gguf`      a merged Llama-family model written as GGUF (f16, q8_0, q4_0), its metadata read back
 - `ollama`    the Modelfile: TEMPLATE derived from the chat template, stop words, system prompt

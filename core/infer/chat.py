@@ -13,14 +13,14 @@ from pathlib import Path
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from core import hardware, runs
 from core.config import RunConfig
 from core.data.tokenize import apply_template_choice
 from core.errors import ChatError
 from core.messages import msg
-from core.models import load_base, load_tokenizer
+from core.models import is_seq2seq, load_base, load_tokenizer
 
 
 class ChatModel:
@@ -54,8 +54,13 @@ def load_full_model(folder: Path):
     """A fully fine-tuned model on the best device (the GPU when there is one, in its fast half precision)."""
     device = hardware.device_type()
     dtype = torch.float32 if device == "cpu" else hardware.torch_dtype("auto")
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model = model_class(folder).from_pretrained(folder, dtype=dtype)
     return model if device == "cpu" else model.to(device)
+
+
+def model_class(folder: Path):
+    """The plain transformers class a saved model folder loads with: seq2seq (T5, mt0, BART) or causal."""
+    return AutoModelForSeq2SeqLM if is_seq2seq(AutoConfig.from_pretrained(folder)) else AutoModelForCausalLM
 
 
 class BaseOnly:

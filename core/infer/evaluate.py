@@ -1,10 +1,15 @@
 """Held-out evaluation: does the tuned model know the facts the base does not?
 
 Each held-out question has one or more expected substrings (a name, a
-number, a date). Base and tuned answer greedily, several questions per
-batched `generate` call (the adapter switched off for the base); an
-answer counts as right when it contains an expected substring
-(case-insensitive).
+number, a date), or (a person's own file, core.infer.questions) a reference
+answer. Base and tuned answer greedily, several questions per batched
+`generate` call (the adapter switched off for the base); an answer counts as
+right when it contains an expected substring (case-insensitive), or enough of
+the reference's key words (core.infer.questions.is_right). The report names
+the questions each model missed.
+
+The built-in set's report is saved as runs/<run>/eval.json (the model card's
+figure); a person's own file as eval-questions.json beside it.
 
 Progress is reported as numbers: `progress(done, total, line)` after each
 answered question (and with done=0 while the models load), where `line` is a
@@ -19,9 +24,11 @@ from pathlib import Path
 
 from core.infer.chat import BaseOnly, get_chat_model
 from core.infer.generate import BASE, Sampling, answer_batch, build_messages
+from core.infer.questions import is_right
 from core.messages import msg
 
 DEMO_EVAL = Path(__file__).parents[1] / "data" / "builtin" / "demo_eval.jsonl"
+BUILTIN_REPORT, OWN_REPORT = "eval.json", "eval-questions.json"
 Progress = Callable[[int, int, str], None]  # (questions answered, questions in all, a line for people)
 
 
@@ -36,8 +43,9 @@ def is_correct(answer: str, expected: list[str]) -> bool:
 
 def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int = 0,
                  progress: Progress | None = None, max_new_tokens: int = 60,
-                 batch_size: int = 8, token: str | None = None) -> dict:
-    """{'total', 'base_correct', 'tuned_correct', 'base_share', 'tuned_share', 'rows'}; `token`: the asker's Hub token."""
+                 batch_size: int = 8, token: str | None = None, save_as: str = BUILTIN_REPORT) -> dict:
+    """{'total', 'base_correct', 'tuned_correct', 'base_share', 'tuned_share', 'base_missed', 'tuned_missed',
+    'rows'}, saved as runs/<run>/`save_as`; `token`: the asker's Hub token."""
     questions = questions or load_questions()
     if limit:
         questions = questions[:limit]
@@ -54,16 +62,18 @@ def evaluate_run(run_name: str, questions: list[dict] | None = None, limit: int 
             tuned = answer_batch(chat.model, chat.tokenizer, conversations, ["default"] * len(chunk), sampling)
             base = ask_base(conversations)
             for q, b, t in zip(chunk, base, tuned):
-                rows.append({"question": q["question"], "expected": q["expected"], "base": b, "tuned": t,
-                             "base_ok": is_correct(b, q["expected"]), "tuned_ok": is_correct(t, q["expected"])})
+                rows.append({"question": q["question"], "expected": q.get("expected") or [],
+                             "reference": q.get("reference", ""), "base": b, "tuned": t,
+                             "base_ok": is_right(b, q), "tuned_ok": is_right(t, q)})
                 if progress:
                     progress(len(rows), count, _line(rows[-1], len(rows), count))
     total = len(rows)
     base_ok, tuned_ok = sum(r["base_ok"] for r in rows), sum(r["tuned_ok"] for r in rows)
     report = {"total": total, "base_correct": base_ok, "tuned_correct": tuned_ok,
               "base_share": base_ok / total if total else 0.0, "tuned_share": tuned_ok / total if total else 0.0,
-              "rows": rows}
-    (chat.run_dir / "eval.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+              "base_missed": [r["question"] for r in rows if not r["base_ok"]],
+              "tuned_missed": [r["question"] for r in rows if not r["tuned_ok"]], "rows": rows}
+    (chat.run_dir / save_as).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return report
 
 

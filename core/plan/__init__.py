@@ -5,6 +5,7 @@
 - `memory`       the memory planner for any architecture: `estimate(config)` -> fits / tight / doesn't fit,
                  with what to change
 - `model_shape`  the model's sizes from its config alone (meta device: nothing is loaded or downloaded)
+- `seq2seq`      what an encoder-decoder (T5, BART) keeps for backward: source and target streams, cross-attention
 - `speed`        the time per epoch, from this machine's measured speed
 - `precision`    which precision a run trains in (fp32, bf16 autocast, bf16 weights), measured on this machine
                  with the model's layer shapes and cached: `decide(config)`; whether an explicit bf16/fp16 can run

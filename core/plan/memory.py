@@ -41,6 +41,7 @@ from core import hardware
 from core.config import RunConfig
 from core.messages import DEFAULT_LANG, Msg, join, localize, msg
 from core.plan import precision as precisions
+from core.plan import seq2seq as encoder_decoder
 from core.plan.model_shape import Shape, read_model_config, shape_of
 from core.plan.speed import ANSWER_SHARE, seconds_per_epoch
 from core.plan.targets import ALL_LINEAR, requested
@@ -186,28 +187,35 @@ def _breakdown(config: RunConfig, s: Shape, device: str, stats: dict | None) -> 
         share = float(stats["trained_share"])
     else:
         share = 1.0 if config.train_on == "all" else ANSWER_SHARE
-        if config.train_on != "all":
+        if config.train_on != "all" and not s.seq2seq:  # an encoder-decoder trains on every target token
             assumptions.append(msg("plan.assume.answer_share", share=f"{ANSWER_SHARE:.0%}"))
     # Padded batches run the head over every position, but those full logits are freed before backward,
     # where the peak is (measured: padded and packed rows of the same shape peak within 1%).
     kept = tokens * share
 
     a = 4 if precision == "fp32" else 2   # activation bytes
-    per_layer = _layer_activation_bytes(config, s, a, device, lora, longest)
-    if config.gradient_checkpointing:
-        activations = tokens * (s.layers * s.hidden * a + per_layer)
+    if s.seq2seq:  # two token streams, source and target, and cross-attention (core/plan/seq2seq.py)
+        parts = encoder_decoder.parts(config, s, a, _lora_target_modules(config, s) if lora else {}, stats,
+                                      ACTIVATION_SLACK)
+        activations, logits, workspace, one_layer = (parts[k] for k in ("activations", "logits", "workspace",
+                                                                        "one_layer"))
     else:
-        activations = tokens * s.layers * per_layer
-    activations *= ACTIVATION_SLACK
-    logits = kept * s.vocab * 4 * 3           # fp32 logits, log-softmax, gradient
-    workspace = tokens * (3 * s.intermediate + 4 * s.hidden) * a
+        per_layer = _layer_activation_bytes(config, s, a, device, lora, longest)
+        one_layer = tokens * per_layer
+        if config.gradient_checkpointing:
+            activations = tokens * (s.layers * s.hidden * a + per_layer)
+        else:
+            activations = tokens * s.layers * per_layer
+        activations *= ACTIVATION_SLACK
+        logits = kept * s.vocab * 4 * 3           # fp32 logits, log-softmax, gradient
+        workspace = tokens * (3 * s.intermediate + 4 * s.hidden) * a
     if not lora:
         # Backward frees activations as it makes gradients. Its start holds every activation, the logits'
         # gradients and the head's gradient; its end holds every gradient (a tied embedding's twice,
         # briefly) and, with checkpointing, the last recomputed layer and its gradients. The peak is the
         # larger; `gradients` is what it adds on top of activations + logits + workspace.
         head = s.vocab * s.hidden * tw
-        recomputed = 2 * tokens * per_layer if config.gradient_checkpointing else 0.0
+        recomputed = 2 * one_layer if config.gradient_checkpointing else 0.0
         # with accumulation, the previous micro-batches' gradients stay alive through the next forward
         carried = gradients if config.grad_accum > 1 else 0.0
         start = activations + logits + workspace + head + carried
@@ -228,15 +236,24 @@ def _checkpoint_bytes(s: Shape) -> int:
     return 4 if s.dtype in ("float32", "fp32") else 2
 
 
+def _lora_target_modules(config: RunConfig, s: Shape) -> dict[str, tuple[int, int]]:
+    """{full name: (in, out)} of the layers LoRA will wrap, from the empty model's real layers (empty when
+    the model could not be built empty: the formula's Llama layers have no names)."""
+    if not s.modules:
+        return {}
+    wanted = config.target_modules.strip()
+    if wanted.lower() in ALL_LINEAR:
+        return {n: s.modules[n] for n in s.all_linear if n in s.modules}
+    return {name: shape for name, shape in s.modules.items()
+            if any(name == w or name.endswith("." + w) for w in requested(wanted))}
+
+
 def _lora_targets(config: RunConfig, s: Shape) -> list[tuple[int, int]]:
     """(in, out) of every layer of the model LoRA will wrap: from the empty model's real layers where it
     was built (peft's all-linear, or peft's name matching), else Llama's seven projections in every layer."""
     wanted = config.target_modules.strip()
     if s.modules:
-        if wanted.lower() in ALL_LINEAR:
-            return [s.modules[n] for n in s.all_linear if n in s.modules]
-        return [shape for name, shape in s.modules.items()
-                if any(name == w or name.endswith("." + w) for w in requested(wanted))]
+        return list(_lora_target_modules(config, s).values())
     names = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     shapes = dict(zip(names, s.linear_shapes()))
     if wanted in ALL_LINEAR:

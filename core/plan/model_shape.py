@@ -48,6 +48,10 @@ class Shape:
     param_count: int | None = None   # every parameter (tied weights once)
     mlp_saved: int = 4               # tensors of intermediate size autograd keeps per MLP (see memory.py)
     attention_dropout: float = 0.0   # > 0 (GPT-2's 0.1): attention runs SDPA's math path, which keeps the weights
+    # encoder-decoder (T5, BART): `layers` is the encoder's, `decoder_layers` the decoder's (core/plan/seq2seq.py)
+    seq2seq: bool = False
+    decoder_layers: int = 0
+    hidden_dropout: float = 0.0      # dropout on the residual stream and the MLP (T5's dropout_rate, BART's dropout)
 
     @property
     def kv(self) -> int:
@@ -116,7 +120,7 @@ def _layer_index(name: str) -> int | None:
 # and their product; a plain one its first layer's output and act(output); GPT-2's gelu_new is written as
 # Python arithmetic, whose autograd keeps x, tanh(.), 0.5x, 1+tanh(.) and the product
 PLAIN_MLP_SAVED = {"gelu_new": 5}
-GATE_NAMES = ("gate_proj", "w1", "w3", "gate_up_proj", "fc_in_gate")
+GATE_NAMES = ("gate_proj", "w1", "w3", "gate_up_proj", "fc_in_gate", "wi_0")  # wi_0: T5 v1.1 / mT5 / mt0
 
 
 def _with_empty_model(shape: Shape, model_config) -> Shape:
@@ -130,8 +134,9 @@ def _with_empty_model(shape: Shape, model_config) -> Shape:
     shape.param_count = sum(p.numel() for p in model.parameters())
     gated = any(n.rsplit(".", 1)[-1] in GATE_NAMES for n in shape.modules)
     get = (lambda k: model_config.get(k)) if isinstance(model_config, dict) else (lambda k: getattr(model_config, k, None))
-    act = get("activation_function") or get("hidden_act") or ""
-    shape.mlp_saved = 4 if gated else PLAIN_MLP_SAVED.get(act, 2)
+    act = get("activation_function") or get("hidden_act") or get("dense_act_fn") or ""
+    # gated: gate, up, act(gate), the product, plus what an arithmetic activation keeps beyond its input/output
+    shape.mlp_saved = (2 if gated else 0) + PLAIN_MLP_SAVED.get(act, 2)
     return shape
 
 
@@ -146,11 +151,17 @@ def shape_of(model_config) -> Shape:
     if not (hidden and layers and heads):
         raise ValueError(msg("plan.shape_incomplete"))
     head_dim = get("head_dim") or hidden // heads
-    shape = Shape(hidden=hidden, intermediate=get("intermediate_size") or get("n_inner") or 4 * hidden,
+    seq2seq = bool(get("is_encoder_decoder", False))
+    intermediate = get("intermediate_size") or get("n_inner") or get("d_ff") or get("encoder_ffn_dim") or 4 * hidden
+    # T5 applies its one dropout_rate to the attention weights too; BART has a separate attention_dropout
+    attention_dropout = get("attn_pdrop") or get("attention_dropout") or (get("dropout_rate") if seq2seq else 0.0)
+    shape = Shape(hidden=hidden, intermediate=intermediate,
                   layers=layers, heads=heads, kv_heads=get("num_key_value_heads") or heads, head_dim=head_dim,
                   vocab=get("vocab_size") or 32000, tied=bool(get("tie_word_embeddings", False)),
                   dtype=str(get("dtype") or get("torch_dtype") or "bfloat16").replace("torch.", ""),
-                  attention_dropout=float(get("attn_pdrop") or get("attention_dropout") or 0.0))
+                  attention_dropout=float(attention_dropout or 0.0), seq2seq=seq2seq,
+                  decoder_layers=(get("num_decoder_layers") or get("decoder_layers") or layers) if seq2seq else 0,
+                  hidden_dropout=float((get("dropout_rate") or get("dropout") or 0.0) if seq2seq else 0.0))
     return _with_empty_model(shape, c)
 
 

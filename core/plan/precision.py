@@ -361,6 +361,24 @@ def planned(config: RunConfig, shape: Shape) -> str | None:
     return choose(cached, modes).precision
 
 
+def planned_speed(config: RunConfig, shape: Shape) -> float | None:
+    """Speed of the mode this run will train in relative to fp32 (fp32 = 1.0), from the measurement `decide`
+    cached (never probes); None when not measured yet. The time estimate (core/plan/speed.py) scales by it."""
+    if config.precision == "fp32" or (config.precision == "auto" and shape.total_params < SMALL_MODEL):
+        return 1.0
+    if config.precision == "fp16":
+        return None  # an explicit fp16 is never probed
+    modes = candidates(config)
+    if config.precision == "bf16":
+        modes = tuple(m for m in modes if m.startswith("bf16"))
+    cached = _read_cache().get(_cache_key(shape, tuple(sorted(set(modes) | {"fp32"})), config.uses_lora))
+    usable = {m: cached[m] for m in modes if m in cached} if isinstance(cached, dict) and "fp32" in cached else {}
+    if not usable:
+        return None
+    mode = choose(cached, modes).mode if config.precision == "auto" else max(usable, key=usable.get)
+    return float(usable.get(mode, 1.0))
+
+
 def for_model(model, config: RunConfig) -> Decision:
     """The decision for a model someone else loaded: what its weights are, else what `decide` says."""
     floats = [p for p in model.parameters() if p.is_floating_point()]

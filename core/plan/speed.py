@@ -2,8 +2,11 @@
 
 Time per epoch = tokens x FLOPs per token / (device FLOP/s x efficiency). The
 device's matmul speed is measured once per process (0.1 s); the efficiencies
-were fitted on TuneLab's engine (core/train/trainer.py). core/plan/memory.py shows the
-result next to the memory estimate.
+were fitted on TuneLab's engine (core/train/trainer.py). On a CPU the speed is
+measured in fp32, so a run that trains in bf16 (core/plan/precision.py measured it
+faster here) is scaled by that measured speed-up; a GPU's speed is measured in its
+half precision already. core/plan/memory.py shows the result next to the memory
+estimate, core/plan/cost.py turns it into the whole run's time and cost.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import torch
 
 from core import hardware
 from core.config import RunConfig
+from core.plan import precision as precisions
 from core.plan.model_shape import Shape
 
 CPU_EFFICIENCY = 0.55            # share of measured matmul speed a training step reaches (CPU)
@@ -85,4 +89,14 @@ def seconds_per_epoch(config: RunConfig, s: Shape, device: str, n_tokens: int | 
     slow = 1.0
     if config.effective_quantization != "none":
         slow = 1.1 if device == "cpu" else 1.3  # dequantising weights on every matmul (measured ~free on CPU)
-    return n_tokens * flops_per_token(config, s, share, seq) * slow / (device_flops(device) * efficiency)
+    speed = device_flops(device) * efficiency * _speedup(config, s, device)
+    return n_tokens * flops_per_token(config, s, share, seq) * slow / speed
+
+
+def _speedup(config: RunConfig, s: Shape, device: str) -> float:
+    """The run's precision against the precision `device_flops` measured in: on CPU that is fp32, and a run
+    the precision probe found faster in bf16 trains at that measured speed-up (1.0 when not measured yet)."""
+    if device != "cpu":
+        return 1.0
+    speed = precisions.planned_speed(config, s)
+    return speed if speed and speed > 0 else 1.0

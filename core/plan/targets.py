@@ -23,7 +23,7 @@ import torch
 from accelerate import init_empty_weights
 from peft import LoraConfig
 from peft.tuners.tuners_utils import _maybe_include_all_linear_layers
-from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, PretrainedConfig
 
 from core.config import RunConfig
 from core.messages import Msg, msg
@@ -47,8 +47,10 @@ def empty_model(model_config, trust_remote_code: bool = False) -> torch.nn.Modul
     config = as_config(model_config)
     key = json.dumps(config.to_dict(), sort_keys=True, default=str) + str(trust_remote_code)
     if key not in _CACHE:
+        # encoder-decoder configs (T5, BART) have no causal-LM class: the seq2seq one builds them
+        auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
         with init_empty_weights():
-            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+            model = auto.from_config(config, trust_remote_code=trust_remote_code)
         model.tie_weights()  # init_empty_weights re-registers each parameter, which unties a tied head
         _CACHE[key] = model
         if len(_CACHE) > 8:  # a long-running app sees many models; each empty one is small but not free

@@ -13,7 +13,6 @@ import errno
 import functools
 import sys
 import threading
-import traceback
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -23,14 +22,16 @@ from core import hardware, runs
 from core.config import RunConfig
 from core.data.pipeline import prepare
 from core.data.tokenize import apply_template_choice
-from core.errors import USER_ERRORS, ConfigError, TrainingDiverged, is_out_of_memory
+from core.doctor import diagnose
+from core.errors import ConfigError, is_out_of_memory
 from core.events import EventLog
 from core.infer.generate import Sampling, answer_batch, build_messages, stop_token_ids
 from core.messages import event_fields, join, msg
 from core.models import count_parameters, load_base, load_tokenizer, prepare_for_training, save_folder
+from core.plan import cost, memory
 from core.plan import precision as precisions
 from core.plan.checks import check
-from core.train import checkpoints, distributed, trackers
+from core.train import checkpoints, distributed, preference, trackers
 from core.train.trainer import Trainer
 
 PROBE_SAMPLING = Sampling(max_new_tokens=48, temperature=0, repetition_penalty=1.0)
@@ -47,7 +48,7 @@ class TrainingJob:
             self.dir = runs.run_dir(resume, self.root)
             self.config = RunConfig.load_yaml(self.dir / "config.yaml")
         else:
-            problems = check(config)
+            problems = check(config) + preference.problems(config, self.root)  # DPO: the start run, its adapter
             if problems:
                 raise ConfigError(join(problems))  # each problem stays a Msg, shown in the page's language
             self.name = runs.new_run_name(config.run_name, self.root)
@@ -66,6 +67,7 @@ class TrainingJob:
     def start(self) -> TrainingJob:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.resuming:
+            self.config = preference.freeze_votes(self.config, self.dir, self.root)  # votes:RUN -> a file here
             self.config.save_yaml(self.dir / "config.yaml")
         runs.prune_uploads(self.root)  # after our config names its upload: only unused ones go
         self._progress(msg("job.preparing"))  # written before returning, so the run is listed at once
@@ -107,25 +109,34 @@ class TrainingJob:
 
     def _record_failure(self, err: Exception) -> None:
         """Write how a run that raised `err` ended, in plain words (each rank of a multi-process run too)."""
-        if isinstance(err, USER_ERRORS):
-            self._fail(err.message)
-        elif isinstance(err, TrainingDiverged):  # plain words, no traceback: the advice is the message
-            self._fail(msg("train.loss_nan", value=err.value, step=err.step, good=self._good_step))
-        elif isinstance(err, DataChanged):  # still resumable (stopped): put the old data back and Resume works
+        if isinstance(err, DataChanged):  # still resumable (stopped): put the old data back and Resume works
             self.outcome = "stopped"
             self.log.append("stopped", step=err.step, **event_fields(msg("job.data_changed")))
-        elif _disk_full(err):
-            self._fail(msg("job.disk_full", step=self._good_step), err)
-        elif is_out_of_memory(err):
-            self._fail(msg("error.out_of_memory"), err)
-        else:
-            self._fail(msg("job.failed", error=type(err).__name__, detail=str(err)[:300]), err)
+            return
+        found = diagnose(err, self._doctor_context(err))  # what it means, what to do, the library's words
+        self._fail(found.message, found.detail, found.kind, found.trace)
 
-    def _fail(self, message: str, err: BaseException | None = None) -> None:
+    def _doctor_context(self, err: BaseException) -> dict:
+        """What core.doctor needs to name real numbers: this run's settings, the planner's estimate on OOM."""
+        c = self.config
+        context = dict(model=c.model, dataset=c.dataset, token=bool(self.token), batch_size=c.batch_size,
+                       grad_accum=c.grad_accum, max_length=c.max_length, optimizer=c.optimizer,
+                       gradient_checkpointing=c.gradient_checkpointing, quantization=c.effective_quantization,
+                       precision=c.precision, good_step=self._good_step, log=str(self.dir / "events.jsonl"))
+        if is_out_of_memory(err):
+            try:
+                plan = memory.estimate(c)
+            except Exception:  # the estimate is extra advice: a failure here must not hide the real error
+                return context
+            if plan.peak_bytes:
+                context["plan"] = plan.summary()  # "needs 9 GB of 8 GB — try: ...", in the page's language
+        return context
+
+    def _fail(self, message: str, detail: str = "", kind: str = "", trace: str = "") -> None:
+        """`detail` is shown folded in the page; `trace` (the traceback) stays in events.jsonl for whoever debugs."""
         self.outcome = "failed"
-        detail = "".join(traceback.format_exception(err))[-4000:] if err else ""
         try:  # EventLog frees its reserve on a full disk; should even that fail, say it on the console
-            self.log.append("failed", **event_fields(message), detail=detail)
+            self.log.append("failed", **event_fields(message), detail=detail, kind=kind, trace=trace)
         except OSError:
             print(f"{self.name}: {message}", file=sys.stderr)
 
@@ -161,13 +172,15 @@ class TrainingJob:
         with accelerator.main_process_first() if accelerator else nullcontext():  # caches are written once
             tokenizer = load_tokenizer(config, self.token, self._progress)
             apply_template_choice(tokenizer, config.chat_template)
-            data = prepare(config, tokenizer, self.token, self._progress)
+            data = (preference.prepare if preference.is_dpo(config) else prepare)(config, tokenizer, self.token,
+                                                                                  self._progress)
         self._progress(msg("precision.measuring"))
         decision = precisions.decide(config)  # measured on this machine (cached): the dtype to load the base in
         self._progress(decision.reason)
         base = load_base(config, self.token, self._progress, dtype=load_dtype(decision, config))
         precisions.cast_linears(base, decision)  # bf16 weights on CPU: the linears in bf16, the residual stream fp32
-        model = prepare_for_training(base, tokenizer, config)
+        model = preference.policy_model(base, tokenizer, config, self.root) if preference.is_dpo(config) \
+            else prepare_for_training(base, tokenizer, config)
         del base
         # a partial, not a lambda: no closure keeps `model` alive past the `del` below
         probe = functools.partial(self._probe, model, tokenizer, config)
@@ -176,7 +189,8 @@ class TrainingJob:
             self.log.append("notice", **event_fields(msg("job.sharded_limits", strategy=config.distributed)))
         if accelerator is None or accelerator.is_main_process:  # report_to: the same events, to the tracker too
             self.log = trackers.attach(self.log, config, self.dir, self.name)
-        trainer = Trainer(model, tokenizer, data.train, data.validation, config, self.log, self.dir,
+        engine = preference.PreferenceTrainer if preference.is_dpo(config) else Trainer
+        trainer = engine(model, tokenizer, data.train, data.validation, config, self.log, self.dir,
                           self._stop, probe=probe, precision=decision, accelerator=accelerator)
         self._check_same_data(data)
         checkpoint = self._restore(trainer)
@@ -187,10 +201,14 @@ class TrainingJob:
                             checkpoint=checkpoint.name if checkpoint else "")
         else:
             self.log.append("started", model=config.model, method=config.method, total_steps=trainer.total,
+                            objective=config.objective,
                             device=hardware.device_name(), precision=decision.mode,
                             trainable_params=trainable, total_params=total, data=data.stats,
                             format=data.format, processes=trainer.world,
                             distributed=config.distributed if trainer.world > 1 else "none")
+            # the time this run should train, from the same planner as the page's estimate before Start
+            cost.record(self.log, cost.run_seconds(config, data.stats, trainer.total, trainer.per_epoch,
+                                                   model_config=getattr(model, "config", None)))
         self.log.append("notice", **event_fields(decision.reason), precision=decision.mode)  # what was picked, why
         try:
             outcome = trainer.train()

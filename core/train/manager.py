@@ -27,6 +27,7 @@ from core.config import RunConfig
 from core.errors import AccessDenied, Busy
 from core.infer.chat import release as release_chat_model
 from core.messages import join, msg
+from core.train import preference
 from core.train.job import TrainingJob
 
 
@@ -60,6 +61,8 @@ class JobManager:
             problems = access.check_config(config) + access.check_local_paths(config, user)
             if problems:
                 raise AccessDenied(join(problems))
+            for name in preference.source_runs(config):  # DPO reads a run's adapter and votes: one's own runs only
+                access.require_owner(user, runs.run_dir(name, self.root))
         return self._launch(lambda: TrainingJob(config, token=token, root=self.root), user, "train", new=True)
 
     def resume(self, run_name: str, token: str | None = None, who: str | User = "") -> TrainingJob:

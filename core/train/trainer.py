@@ -44,9 +44,11 @@ from core.data.tokenize import IGNORE
 from core.errors import TrainingDiverged
 from core.events import EventLog
 from core.messages import event_fields, msg
+from core.models import is_seq2seq
 from core.plan import precision as precisions
 from core.train import checkpoints
 from core.train.fastpath import apply_gpu_kernels, compile_layers, fast_attention, fast_lora
+from core.train.seq2seq import seq2seq_collate, seq2seq_loss_sum
 
 RETUNE_THREADS_EVERY_S = 60.0
 
@@ -89,7 +91,10 @@ def collate(batch: list[dict], config: RunConfig, device: str) -> dict:
 
     Packed rows carry `cu_seq_lens_q/k` (example borders, flash-attention's
     varlen convention) so attention runs per example rather than over the row.
+    Encoder-decoder items (source ids, target labels) are always padded: see seq2seq_collate.
     """
+    if batch and batch[0].get("seq2seq"):
+        return seq2seq_collate(batch, device)
     if config.packing:
         ids, labels, positions, borders = [], [], [], [0]
         for e in batch:
@@ -110,6 +115,13 @@ def collate(batch: list[dict], config: RunConfig, device: str) -> dict:
     return {"input_ids": torch.tensor([pad(e["input_ids"], 0) for e in batch], device=device),
             "attention_mask": torch.tensor([pad([1] * len(e["input_ids"]), 0) for e in batch], device=device),
             "labels": torch.tensor([pad(e["labels"], IGNORE) for e in batch], device=device)}
+
+
+def trained_count(example: dict) -> int:
+    """Tokens of one example that carry loss: a decoder's first label is never predicted (position t
+    predicts t+1); every target token of an encoder-decoder is (the decoder starts from its start token)."""
+    labels = example["labels"] if example.get("seq2seq") else example["labels"][1:]
+    return sum(1 for label in labels if label != IGNORE)
 
 
 def loss_sum(model, inputs: dict) -> tuple[torch.Tensor, int]:
@@ -185,6 +197,10 @@ class Trainer:
         self.train_set, self.val_set = train, validation
         self.log, self.run_dir, self.stop_event, self.probe = log, run_dir, stop_event, probe
         self.device = next(model.parameters()).device.type
+        self.seq2seq = is_seq2seq(model)
+        self.loss_sum = seq2seq_loss_sum if self.seq2seq else loss_sum
+        if self.seq2seq:
+            self._seq2seq_notices()
         self.kernels = apply_gpu_kernels(model) if self.device == "cuda" else []
         if self.device == "cpu" and hardware.return_freed_memory():
             self.kernels.append("malloc: 1 MB mmap threshold")
@@ -220,7 +236,8 @@ class Trainer:
         start_step, window = self.step, _Window()
         start_time = time.time()
         span = self.config.grad_accum * self.world  # one step's micro-batches, over every rank
-        with fast_attention(self.raw), fast_lora(self.raw):
+        # packed attention is for decoders' packed rows; seq2seq batches are padded (seq2seq_collate)
+        with fast_attention(self.raw) if not self.seq2seq else nullcontext(), fast_lora(self.raw):
             while self.step < self.total:
                 epoch = self.step // self.per_epoch
                 batches = micro_batches(self.train_set, self.config, epoch)
@@ -234,6 +251,13 @@ class Trainer:
                         break
         return "finished"
 
+    def _seq2seq_notices(self) -> None:
+        """Settings that have no meaning for an encoder-decoder are said once, not silently dropped."""
+        if self.config.packing:
+            self.log.append("notice", **event_fields(msg("seq2seq.no_packing")))
+        if self.config.train_on == "all":
+            self.log.append("notice", **event_fields(msg("seq2seq.train_on_all")))
+
     def _tune_threads(self) -> None:
         """CPU: the thread count that runs fastest under the machine's current load (see hardware)."""
         if self.device == "cpu":
@@ -242,7 +266,7 @@ class Trainer:
 
     def _optimizer_step(self, group: list[list[dict]], window: _Window) -> float | None:
         # the trained tokens of the whole step, over every rank: each rank sees the whole group
-        n_total = sum(sum(1 for label in e["labels"][1:] if label != IGNORE) for b in group for e in b)
+        n_total = sum(trained_count(e) for b in group for e in b)
         total_loss = 0.0
         mine = shard(group, self.rank, self.world)
         for i, (batch, weight) in enumerate(mine):
@@ -252,8 +276,9 @@ class Trainer:
             inputs = collate(batch, self.config, self.device)
             with self._sync(i == len(mine) - 1):
                 with self.autocast:
-                    loss, n = loss_sum(self.model, inputs)
-                    if n == 0 and self.world > 1:  # no trained token: still one pass, so the ranks' collectives pair up
+                    loss, n = self.loss_sum(self.model, inputs)
+                    # no trained token: still one pass, so the ranks' collectives pair up (seq2seq: never, EOS)
+                    if n == 0 and self.world > 1 and not self.seq2seq:
                         loss = self.model(**inputs, logits_to_keep=1, use_cache=False).logits.sum() * 0
                 # DDP averages the ranks' gradients: x world makes it their sum / the step's tokens
                 self._backward(loss * (weight * self.world / max(1, n_total)))
@@ -374,7 +399,7 @@ class Trainer:
         for batch, weight in shard(chunks, self.rank, self.world):
             inputs = collate(batch, self.config, self.device)
             with self.autocast:
-                loss, n = loss_sum(model, inputs)
+                loss, n = self.loss_sum(model, inputs)
             total, count = total + float(loss) * weight, count + n * weight
         val_loss = self._sum(total) / max(1, self._sum(count))
         self.log.append("eval", step=self.step, val_loss=round(val_loss, 5))

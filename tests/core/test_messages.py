@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from core import messages
-from core.errors import ConfigError, explain
+from core.doctor import explain
+from core.errors import ConfigError
 from core.events import EventLog, read_events
 from core.messages import LANGS, Msg, catalog, event_fields, join, localize, message_of, msg
 from core.runs import summarize
@@ -38,13 +39,30 @@ def test_every_language_has_every_key_with_the_same_placeholders(lang):
     assert not wrong, wrong
 
 
+def test_every_catalogue_file_has_its_twin_with_the_same_keys():
+    """core/catalog/<lang>/<area>.yaml holds the same keys in every language, so a translation sits where its
+    English is (the areas are owned by different people)."""
+    import yaml
+
+    def keys(lang: str) -> dict[str, set]:
+        folder = messages.CATALOG_DIR / lang
+        return {p.name: set(yaml.safe_load(p.read_text(encoding="utf-8")) or {}) for p in folder.glob("*.yaml")}
+
+    english = keys("en")
+    for lang in LANGS:
+        other = keys(lang)
+        assert set(other) == set(english), (lang, set(other) ^ set(english))
+        wrong = {name: sorted(other[name] ^ english[name]) for name in english if other[name] != english[name]}
+        assert not wrong, (lang, wrong)
+
+
 # Text that reads the same in both languages: names, symbols, numbers and code.
 SAME_IN_BOTH = re.compile(r"^[\W\d_]*$|^(TuneLab|Hugging Face Hub|LoRA\+?|QLoRA|Top-[pk]|GGUF|[A-Za-z0-9 .:/_-]{0,12})$")
 
 
 def test_korean_is_korean():
     """A Korean entry holds Hangul wherever the English one holds words (not a forgotten copy of it)."""
-    untranslated = [key for key, en in EN.items() if not re.search("[가-힣]", KO[key])
+    untranslated = [key for key, en in EN.items() if not re.search("[가-힣]", KO.get(key, ""))
                     and not SAME_IN_BOTH.match(re.sub(r"\{\w+\}", "", en).strip())]
     assert not untranslated, untranslated
 

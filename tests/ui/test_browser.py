@@ -124,7 +124,12 @@ def _ask(page, question: str) -> None:
     page.locator("#question textarea").fill(question)
     page.locator("#ask").click()
     expect(page.locator("#chat-note")).to_contain_text("Answered in", timeout=240_000)
-    assert len(page.locator("#base-chat .bot").last.inner_text().strip()) > 3
+    assert len(_answer(page, "base").inner_text().strip()) > 3
+
+
+def _answer(page, model: str):
+    """The last turn's answer cell of `model` ("base" or "tuned") in the Chat tab's transcript."""
+    return page.locator(f'#chat-transcript .tl-turn:last-child [data-model="{model}"] .tl-text')
 
 
 def test_demo_story(app_url, page, tmp_path):
@@ -141,7 +146,7 @@ def test_demo_story(app_url, page, tmp_path):
     # 2. Chat before training: the base model alone answers (and makes something up).
     _open_tab(page, "3 · Chat")
     _ask(page, "Who founded Brindlewick Bakehouse?")
-    expect(page.locator("#tuned-chat .bot").last).to_contain_text("no tuned model")
+    expect(_answer(page, "tuned")).to_contain_text("no tuned model")
 
     # 3. Train: on a CPU the tab opens on the CPU demo preset (nothing to pick), and says where the
     # built-in model comes from; made short, it trains to the end with a live curve and sample answers.
@@ -177,11 +182,11 @@ def test_demo_story(app_url, page, tmp_path):
     expect(page.locator("#chat-run input")).to_have_value(f"{run_name}  ·  Finished", timeout=30_000)
     page.locator("#chat-clear").click()
     _ask(page, "Who founded Brindlewick Bakehouse?")
-    for side in ("#base-chat", "#tuned-chat"):
-        answer = page.locator(f"{side} .bot").last
+    for side in ("base", "tuned"):
+        answer = _answer(page, side)
         expect(answer).not_to_have_text("…")
         assert len(answer.inner_text().strip()) > 3, f"{side} gave no answer"
-    expect(page.locator("#tuned-chat .bot").last).not_to_contain_text("no tuned model")
+    expect(_answer(page, "tuned")).not_to_contain_text("no tuned model")
     _shoot(page, tmp_path, "chat")
 
     # 5. Export: merge; the merged folder is a plain transformers model on disk.

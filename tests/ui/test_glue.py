@@ -315,9 +315,9 @@ def test_chat_says_plainly_that_training_uses_the_machine():
     from core.infer.generate import Sampling
     from ui.chat_tab import answer
 
-    updates = list(answer(_BusyManager(), "en", "", "", "Who founded it?", [], [], Sampling()))
+    updates = list(answer(_BusyManager(), "en", "", "", "Who founded it?", [], Sampling()))
     assert len(updates) == 1 and "Run 'other' is training on this machine" in updates[0][2]
-    empty = list(answer(_BusyManager(), "ko", "", "", "  ", [], [], Sampling()))
+    empty = list(answer(_BusyManager(), "ko", "", "", "  ", [], Sampling()))
     assert "먼저 질문을 입력하세요" in empty[0][2]
 
 

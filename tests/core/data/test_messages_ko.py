@@ -8,7 +8,8 @@ import pytest
 
 from core.data.pipeline import dropped_text, load_examples
 from core.data.preflight import format_report, preview_examples, run_preflight
-from core.errors import DataError, explain
+from core.doctor import explain
+from core.errors import DataError
 from core.messages import Msg, localize
 from tests.core.data.helpers import cfg, write_jsonl
 

@@ -1,6 +1,6 @@
 """Every preset loads, and its target_modules match layers of a tiny random model of its family (nothing downloaded)."""
 import pytest
-from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, Qwen2Config
+from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, MT5Config, Qwen2Config
 
 from core.config import RunConfig
 from core.plan.targets import empty_model, target_problems, targeted
@@ -14,6 +14,7 @@ FAMILY = {  # each preset's model -> a tiny config of the same architecture
     "EleutherAI/polyglot-ko-12.8b": GPTNeoXConfig(**SMALL),
     "EleutherAI/polyglot-ko-1.3b": GPTNeoXConfig(**SMALL),
     "skt/kogpt2-base-v2": GPT2Config(vocab_size=128, n_embd=32, n_layer=2, n_head=4, n_positions=64),
+    "bigscience/mt0-large": MT5Config(vocab_size=128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4),
 }
 PRESETS = sorted((ROOT / "presets").glob("*.yaml"))
 
@@ -39,3 +40,14 @@ def test_the_new_presets_target_their_familys_attention():
     # the same preset with Llama's names is refused against its own family
     wrong = polyglot.replace(target_modules="q_proj,v_proj")
     assert "query_key_value" in str(target_problems(wrong, model_config=FAMILY[polyglot.model])[0])
+
+
+def test_the_mt0_preset_is_the_seq2seq_lora_recipe_on_t5_attention():
+    mt0 = RunConfig.load_yaml(ROOT / "presets" / "mt0-large-lora.yaml")
+    assert (mt0.lora_r, mt0.lora_alpha, mt0.lora_dropout, mt0.packing) == (8, 32, 0.1, False)
+    wrapped = targeted(empty_model(FAMILY[mt0.model]), mt0.target_modules)
+    # q and v of every attention: encoder self-attention, decoder self- and cross-attention (2 layers each)
+    assert len(wrapped) == 2 * (2 + 2 * 2) and all(n.endswith((".q", ".v")) for n in wrapped)
+    wrong = mt0.replace(target_modules="q_proj,v_proj")  # Llama's names: refused, naming T5's real layers
+    problem = str(target_problems(wrong, model_config=FAMILY[mt0.model])[0])
+    assert "q_proj" in problem and "wi_0" in problem and "EncDecAttention" not in problem

@@ -69,7 +69,7 @@ def test_the_planner_can_veto_a_hint_where_it_can_size_the_model():
 def test_every_preset_hint_parses():
     hints = {path.stem: fits_hint(path) for path in sorted(PRESETS.glob("*.yaml"))}
     assert hints == {"cpu-demo": Hint(cpu=True, min_bytes=0), "full-small": None,
-                     "lora-1b-16gb": Hint(cpu=False, min_bytes=14 * GIB), "kogpt2-lora": None,
+                     "lora-1b-16gb": Hint(cpu=False, min_bytes=14 * GIB), "kogpt2-lora": None, "mt0-large-lora": None,
                      "polyglot-ko-1.3b-t4": Hint(cpu=False, min_bytes=14 * GIB),
                      "qlora-13b-24gb": Hint(cpu=False, min_bytes=22 * GIB),
                      "qlora-7b-24gb": Hint(cpu=False, min_bytes=20 * GIB)}

@@ -1,0 +1,276 @@
+"""DPO: preference training on TuneLab's own loop, starting from a finished run's adapter.
+
+Engine: core/train/trainer.py's loop with the DPO loss (Rafailov et al. 2023, the sigmoid
+loss: -log σ(β·((log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))))), not trl's
+DPOTrainer. bench/dpo_speed.py measures both on the same pairs; on CPU ours is faster
+because it packs each micro-batch's chosen and rejected sequences into one padding-free
+row with attention per sequence, runs the output head only on answer tokens (the prompt's
+49k-wide logits are never computed) and keeps the fused LoRA path, while DPOTrainer pads
+chosen/rejected to a common length and computes logits for every position. It also writes
+the same events as SFT, so the live curve, Stop, Resume and the run list work unchanged.
+
+The reference model is the *starting* model: the chosen run's adapter as it was before this
+run (or the bare base when no run is given). Its log-probabilities of every pair are
+computed once, before the first step, with the same weights (no second model in memory, no
+second forward pass per step) and kept in the run folder, so a resumed run compares with the
+same reference rather than with its half-trained self. Disabling the adapter instead would
+make the base the reference, which pulls the model back towards the base and undoes what
+the SFT run taught (the facts), which is not what "prefer these answers" means.
+
+`dataset: votes:RUN` trains on the preferences voted in RUN's Chat tab
+(core.infer.votes.preference_rows); at Start they are written to the new run's folder
+(`preferences.jsonl`) and the run's config names that file, so the run can be repeated.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from core import runs
+from core.config import RunConfig
+from core.data.preference import blank_report, pairs_report, prepare_pairs
+from core.data.tokenize import IGNORE
+from core.errors import ConfigError, DataError, TrainingDiverged
+from core.infer import votes
+from core.messages import Msg, event_fields, msg
+from core.train.checkpoints import data_fingerprint
+from core.train.fastpath import fast_attention
+from core.train.trainer import Trainer, collate
+
+VOTES_PREFIX = "votes:"
+REFERENCE_FILE = "reference_logps.json"
+PAIRS_FILE = "preferences.jsonl"
+# What a DPO run takes from the run it starts from: the adapter is that run's, so these must be too.
+ADAPTER_FIELDS = ("model", "method", "quantization", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
+                  "lora_bias", "chat_template")
+
+
+def is_dpo(config: RunConfig) -> bool:
+    return config.objective == "dpo"
+
+
+def start_adapter(config: RunConfig, root: Path | None = None) -> Path | None:
+    """The adapter folder the run starts from (None: a new adapter on the base)."""
+    return runs.run_dir(config.from_run, root) / "adapter" if config.from_run else None
+
+
+def problems(config: RunConfig, root: Path | None = None) -> list[Msg]:
+    """What the runs folder says against this DPO run: a missing start run or adapter, other adapter settings."""
+    if not is_dpo(config):
+        return []
+    out = []
+    voted = config.dataset.strip()[len(VOTES_PREFIX):] if config.dataset.strip().startswith(VOTES_PREFIX) else ""
+    if voted and not _exists(voted, root):
+        out.append(msg("preference.no_such_run", run=voted))
+    if not config.from_run:
+        return out
+    if not _exists(config.from_run, root) or not (start_adapter(config, root) / "adapter_config.json").exists():
+        return out + [msg("preference.no_adapter", run=config.from_run)]
+    source = RunConfig.load_yaml(runs.run_dir(config.from_run, root) / "config.yaml")
+    differ = [f"{name}={getattr(source, name)}" for name in ADAPTER_FIELDS if getattr(source, name) != getattr(config, name)]
+    if differ:
+        out.append(msg("preference.settings_differ", run=config.from_run, settings=", ".join(differ)))
+    return out
+
+
+def source_runs(config: RunConfig) -> list[str]:
+    """The other runs this run reads (the start adapter, the votes): a browser user must own them."""
+    if not is_dpo(config):
+        return []
+    voted = config.dataset.strip()[len(VOTES_PREFIX):] if config.dataset.strip().startswith(VOTES_PREFIX) else ""
+    return sorted({name for name in (config.from_run, voted) if name})
+
+
+def _exists(name: str, root: Path | None) -> bool:
+    try:
+        return (runs.run_dir(name, root) / "config.yaml").exists()
+    except ValueError:
+        return False
+
+
+def dpo_config(source: RunConfig, from_run: str, **changes) -> RunConfig:
+    """A DPO run's config that starts from `from_run` (whose config is `source`) and trains on its votes."""
+    base = {name: getattr(source, name) for name in ADAPTER_FIELDS}
+    defaults = {"objective": "dpo", "from_run": from_run, "dataset": VOTES_PREFIX + from_run, "data_format": "auto",
+                "dataset_config": "", "dataset_split": "train", "prompt_column": "", "response_column": "",
+                "epochs": 3.0, "max_steps": 0, "learning_rate": 5e-5, "batch_size": 4, "grad_accum": 1,
+                "validation_share": 0.0, "probe_prompts": list(source.probe_prompts),
+                "system_prompt": source.system_prompt, "max_length": source.max_length, "run_name": "",
+                "loraplus_ratio": 0.0}
+    return RunConfig().replace(**{**base, **defaults, **changes})
+
+
+# --- data ------------------------------------------------------------------------------
+def vote_rows(config: RunConfig, root: Path | None = None) -> list[dict] | None:
+    """The voted pairs when the dataset is `votes:RUN` (None for any other dataset); DataError when none."""
+    source = config.dataset.strip()
+    if not source.startswith(VOTES_PREFIX):
+        return None
+    name = source[len(VOTES_PREFIX):]
+    try:
+        folder = runs.run_dir(name, root)
+    except ValueError:
+        raise DataError(msg("preference.no_such_run", run=name)) from None
+    rows = votes.preference_rows(folder)
+    if not rows:
+        raise DataError(msg("preference.no_votes", run=name))
+    return rows
+
+
+def freeze_votes(config: RunConfig, run_dir: Path, root: Path | None = None) -> RunConfig:
+    """`votes:RUN` written to the new run's folder as a dataset file, and the config naming it."""
+    rows = vote_rows(config, root)
+    if rows is None:
+        return config
+    path = run_dir / PAIRS_FILE
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return config.replace(dataset=str(path.resolve()))
+
+
+def prepare(config: RunConfig, tokenizer, token: str | None = None, progress=None):
+    """The job's data step for a DPO run (core.data.preference.prepare_pairs, votes included)."""
+    return prepare_pairs(config, tokenizer, token, progress, rows=vote_rows(config))
+
+
+def report(config: RunConfig, tokenizer, token: str | None = None, root: Path | None = None) -> dict:
+    """The pre-flight report of preference data (the Data tab, `app.py train`); problems instead of raising."""
+    try:
+        rows = vote_rows(config, root)
+    except DataError as err:
+        return {**blank_report(config), "problems": [err.message]}
+    return pairs_report(config, tokenizer, token, rows=rows)
+
+
+# --- the model ---------------------------------------------------------------------------
+def policy_model(base, tokenizer, config: RunConfig, root: Path | None = None):
+    """The base with the start run's adapter, trainable; or, without one, a new LoRA adapter."""
+    from core.models import prepare_for_training  # noqa: PLC0415 - peft, loaded by the job already; keeps imports light
+
+    folder = start_adapter(config, root)
+    if folder is None:
+        return prepare_for_training(base, tokenizer, config)
+    from peft import PeftModel  # noqa: PLC0415 - see above
+
+    if not (folder / "adapter_config.json").exists():
+        raise ConfigError(msg("preference.no_adapter", run=config.from_run))
+    if len(tokenizer) > base.get_input_embeddings().num_embeddings:
+        base.resize_token_embeddings(len(tokenizer))
+    model = PeftModel.from_pretrained(base, str(folder), is_trainable=True)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model.train()
+    return model
+
+
+# --- the loss ------------------------------------------------------------------------------
+def sequence_logps(model, batch: list[dict], config: RunConfig, device: str) -> torch.Tensor:
+    """Summed answer log-probs of each pair's chosen and rejected sequence: [c1, r1, c2, r2, ...]."""
+    sides = [{"input_ids": p["input_ids"][a:b], "labels": p["labels"][a:b]}
+             for p in batch for a, b in ((0, p["split"]), (p["split"], len(p["input_ids"])))]
+    inputs = collate(sides, config, device)
+    labels = inputs.pop("labels")
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    if labels.shape[0] == 1:  # packed: the head runs only where an answer token is predicted
+        positions = keep[0].nonzero().squeeze(1)
+        logits = model(**inputs, logits_to_keep=positions, use_cache=False).logits
+        logps = -F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets[0, positions], reduction="none")
+        ends = inputs["cu_seq_lens_q"][1:].to(positions.device)
+        owner = torch.searchsorted(ends, positions + 1, right=True)  # which sequence token t+1 belongs to
+        return torch.zeros(len(sides), device=logps.device).index_add(0, owner, logps)
+    logits = model(**inputs, use_cache=False).logits[:, :-1].float()
+    picked = torch.gather(logits.log_softmax(-1), 2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * keep).sum(1)
+
+
+def dpo_loss(logps: torch.Tensor, reference: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-pair sigmoid DPO loss, per-pair reward margin); both tensors are [c, r] interleaved."""
+    ratio = logps - reference
+    margin = beta * (ratio[0::2] - ratio[1::2])
+    return -F.logsigmoid(margin), margin.detach()
+
+
+class PreferenceTrainer(Trainer):
+    """Trainer whose step is the DPO loss over pairs; the reference log-probs are computed once (see above)."""
+
+    def __init__(self, model, tokenizer, train, validation, config, log, run_dir, stop_event, **kw):
+        super().__init__(model, tokenizer, train, validation, config, log, run_dir, stop_event, **kw)
+        # the DPO loss falls from log 2 towards 0 as easy pairs are learnt: a fast fall is learning, not a fault
+        # (SFT's warning); "near zero while the validation loss rises" still warns of overfitting
+        self.loss_watch.FACTOR = math.inf
+        self._attach_reference()
+
+    def _attach_reference(self) -> None:
+        """ref_logps on every pair: from the run folder when this data's were computed before (a resume)."""
+        path = self.run_dir / REFERENCE_FILE
+        pairs = self.train_set + self.val_set
+        fingerprint = data_fingerprint(self.train_set, self.val_set)
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        if saved.get("fingerprint") != fingerprint:
+            self.log.append("progress", **event_fields(msg("preference.reference", n=len(pairs))))
+            self._tune_threads()  # on a busy CPU fewer threads run faster: measured before this pass, as before training
+            saved = {"fingerprint": fingerprint, "logps": self._reference_logps(pairs)}
+            path.write_text(json.dumps(saved))
+        for pair, values in zip(pairs, saved["logps"]):
+            pair["ref_logps"] = values
+
+    @torch.no_grad()
+    def _reference_logps(self, pairs: list[dict]) -> list[list[float]]:
+        self.model.eval()  # no dropout: the reference is the starting model itself
+        out = []
+        with fast_attention(self.raw):
+            for at in range(0, len(pairs), self.config.batch_size):
+                with self.autocast:
+                    logps = sequence_logps(self.model, pairs[at: at + self.config.batch_size], self.config, self.device)
+                out += logps.view(-1, 2).tolist()
+        self.model.train()
+        return out
+
+    def _pair_loss(self, batch: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        reference = torch.tensor([v for p in batch for v in p["ref_logps"]], device=self.device)
+        with self.autocast:
+            logps = sequence_logps(self.model, batch, self.config, self.device)
+        return dpo_loss(logps.float(), reference, self.config.dpo_beta)
+
+    def _optimizer_step(self, group: list[list[dict]], window) -> float | None:
+        n_pairs = sum(len(b) for b in group)
+        total = 0.0
+        for batch in group:
+            if self._stopping():
+                self.optimizer.zero_grad(set_to_none=True)
+                return None
+            losses, _ = self._pair_loss(batch)
+            self._backward(losses.sum() / n_pairs)  # the step's mean over pairs, whatever the accumulation
+            total += float(losses.detach().sum())
+        window.tokens += sum(len(p["input_ids"]) for b in group for p in b)
+        if not math.isfinite(total):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(self.step + 1, "NaN" if math.isnan(total) else "inf")
+        window.grad_norm = self._clip_and_step()
+        self.step += 1
+        window.loss += total / n_pairs
+        window.steps += 1
+        return total
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        """Validation DPO loss, and the share of validation pairs whose chosen answer now wins."""
+        if not self.val_set:
+            return None
+        self.model.eval()
+        losses, wins = [], 0
+        for at in range(0, len(self.val_set), self.config.batch_size):
+            loss, margin = self._pair_loss(self.val_set[at: at + self.config.batch_size])
+            losses += loss.tolist()
+            wins += int((margin > 0).sum())
+        val_loss = sum(losses) / len(losses)
+        self.log.append("eval", step=self.step, val_loss=round(val_loss, 5),
+                        preference_accuracy=round(wins / len(losses), 4))
+        self.loss_watch.val_losses.append(val_loss)
+        self.model.train()
+        return val_loss
