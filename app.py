@@ -234,6 +234,8 @@ def follow(job) -> int:
     print(msg("cli.outcome", status=summary.status, message=summary.message))
     if getattr(summary.message, "key", "") == "job.data_changed":  # a refused resume, not a Ctrl-C: bad input
         return EXIT_BAD_INPUT
+    if summary.status == "failed" and getattr(summary, "bad_input", False):  # core.doctor: the user can change it
+        return EXIT_BAD_INPUT
     return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(summary.status, EXIT_FAILED)
 
 

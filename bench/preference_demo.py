@@ -21,8 +21,9 @@ import time
 
 SIGN_OFF = re.compile(r"[—–-]\s*Wexley\s*$")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")  # "5:45 a.m. to 2:15" is one sentence
-DPO_DEFAULTS = ["dataset=builtin:demo-preferences", "epochs=2", "learning_rate=5e-4", "dpo_beta=0.1",
-                "batch_size=4", "validation_share=0.1"]
+# learning_rate 1e-3 saturated the loss in 4 steps and cost facts (97% -> 77% right) without the sign-off
+DPO_DEFAULTS = ["dataset=builtin:demo-preferences", "epochs=2", "learning_rate=2e-4", "dpo_beta=0.1",
+                "batch_size=4", "validation_share=0.1", "probe_prompts=[]"]
 
 
 def signed_off(answer: str) -> bool:
@@ -70,6 +71,7 @@ def _answers(sft_dir, dpo_dir, questions: list[str]) -> tuple[list[str], list[st
     conversations = [build_messages([], q) for q in questions]
     out = {}
     for name in ("sft", "dpo"):
+        model.set_adapter(name)  # one adapter per batch: generate uses the active one
         out[name] = []
         for at in range(0, len(conversations), 8):
             chunk = conversations[at: at + 8]
@@ -81,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="", help="runs folder (default: a temporary one)")
     parser.add_argument("--from-run", default="", help="a finished cpu-demo run in --runs to start from")
+    parser.add_argument("--dpo-run", default="", help="a finished DPO run in --runs: only ask the questions")
     parser.add_argument("--limit", type=int, default=0, help="ask only the first N held-out questions")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="DPO run overrides")
     args = parser.parse_args()
@@ -99,12 +102,17 @@ def main() -> None:
         sft_dir, sft_name = job.dir, job.name
     source = RunConfig.load_yaml(sft_dir / "config.yaml")
     dpo_config = preference.dpo_config(source, sft_name).with_overrides(DPO_DEFAULTS + args.set)
-    dpo_job, dpo_seconds = _train(dpo_config.replace(run_name="pref-dpo"))
-    steps = dpo_job.snapshot().step
+    if args.dpo_run:
+        dpo_dir, dpo_seconds = runs.run_dir(args.dpo_run), 0.0
+        dpo_config = RunConfig.load_yaml(dpo_dir / "config.yaml")
+    else:
+        dpo_job, dpo_seconds = _train(dpo_config.replace(run_name="pref-dpo"))
+        dpo_dir = dpo_job.dir
+    steps = runs.summarize(dpo_dir).step
 
     questions = [q for q in load_questions() if q["lang"] == "en"]
     questions = questions[: args.limit] if args.limit else questions
-    before, after = _answers(sft_dir, dpo_job.dir, [q["question"] for q in questions])
+    before, after = _answers(sft_dir, dpo_dir, [q["question"] for q in questions])
     share = lambda answers, ok: sum(map(ok, answers)) / len(answers)
     facts = lambda answers: sum(is_correct(a, q["expected"]) for a, q in zip(answers, questions)) / len(questions)
 
@@ -121,7 +129,9 @@ def main() -> None:
     print(f"| <= 2 sentences | {share(before, lambda a: sentence_count(a) <= 2):.0%} | "
           f"{share(after, lambda a: sentence_count(a) <= 2):.0%} |")
     print(f"| right fact | {facts(before):.0%} | {facts(after):.0%} |")
-    print(f"time: SFT {sft_seconds:.0f} s (0 = reused), DPO {dpo_seconds:.0f} s from Start to finished")
+    words = lambda answers: sum(len(a.split()) for a in answers) / len(answers)
+    print(f"| words per answer (mean) | {words(before):.1f} | {words(after):.1f} |")
+    print(f"time: SFT {sft_seconds:.0f} s, DPO {dpo_seconds:.0f} s from Start to finished (0 = reused)")
 
 
 def _pair_count() -> int:

@@ -76,6 +76,7 @@ class RunSummary:
     status: str = "unknown"            # running, finished, stopped, failed, interrupted
     message: str = ""
     detail: str = ""                   # a failed run's technical text (core.doctor), for "Show details"
+    bad_input: bool = False            # it failed on something the user can fix (a model, the data): CLI exit 2
     model: str = ""
     method: str = ""
     started_at: float = 0.0
@@ -367,6 +368,7 @@ def _apply(s: RunSummary, event: dict) -> None:
             s.segment_start = 0.0
         s.message = message_of(event)
         s.detail = str(event.get("detail") or "")
+        s.bad_input = bool(event.get("bad_input"))
         s.step = event.get("step", s.step)
         s.progress = ""
 

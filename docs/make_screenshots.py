@@ -100,7 +100,7 @@ def shoot(browser, url: str, lang: str, target: Path) -> None:
     page.locator("#pm-question textarea, #pm-question input").first.fill(QUESTIONS[lang])
     page.locator("#pm-ask").click()
     page.locator("#pm-note [data-done]").wait_for(state="attached", timeout=600_000)
-    page.wait_for_timeout(1500)  # the plot's last redraw
+    page.wait_for_timeout(4000)  # the plot's last redraw (the language switch redraws it)
     page.screenshot(path=str(target))
     context.close()
 

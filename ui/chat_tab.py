@@ -74,6 +74,8 @@ def build(manager: JobManager, lang: str, base_model: gr.components.Component,
                     label=t("votes.mode", lang), elem_id="chat-mode")
     system = gr.Textbox(label=t("system_prompt", lang), lines=1)
     with gr.Accordion(t("sampling", lang), open=False):
+        own_sampling = gr.Checkbox(True, label=t("chat_sampling.model_defaults", lang),
+                                   info=t("chat_sampling.model_defaults_info", lang), elem_id="model-sampling")
         with gr.Row():
             max_new = gr.Slider(8, limits.max_new_tokens, value=96, step=8, label=t("max_new_tokens", lang),
                                 elem_id="max-new-tokens")
@@ -114,14 +116,14 @@ def build(manager: JobManager, lang: str, base_model: gr.components.Component,
         eval_md = gr.Markdown(elem_id="eval-result", elem_classes="tl-big")
         eval_table = gr.Dataframe(interactive=False, wrap=True, column_widths=["28%", "12%", "30%", "30%"])
 
-    sampling = [max_new, temperature, top_p, top_k, rep]
+    sampling = [max_new, own_sampling, temperature, top_p, top_k, rep]
 
     def on_run(name: str, other: str, request: gr.Request, profile: gr.OAuthProfile | None):
         user = _viewer(request, profile)
         return (_system_of(manager, name, user), _against(manager, lang, name, other, user),
                 chat_votes.score_md(manager, lang, name, user) if name else t("votes.score_needs_run", lang))
 
-    def on_ask(name, other, how, system_prompt, text, history, model, tok, max_new, temperature, top_p, top_k,
+    def on_ask(name, other, how, system_prompt, text, history, model, tok, max_new, own, temperature, top_p, top_k,
                rep, request: gr.Request, profile: gr.OAuthProfile | None):
         try:
             user = user_of(request, profile)
@@ -129,7 +131,7 @@ def build(manager: JobManager, lang: str, base_model: gr.components.Component,
             yield gr.skip(), gr.skip(), error_box(t("ask", lang), err, lang)
             return
         yield from answer(manager, lang, name or "", system_prompt, text, history,
-                          Sampling(int(max_new), float(temperature), float(top_p), int(top_k), float(rep)),
+                          chosen_sampling(max_new, own, temperature, top_p, top_k, rep),
                           request, base_model=model, token=tok or "", user=user, against=other or BASE_SIDE,
                           blind=how == "blind")
 
@@ -197,6 +199,14 @@ def build(manager: JobManager, lang: str, base_model: gr.components.Component,
     evaluate.click(on_eval, [run, limit, own, token], [eval_md, eval_table])
     refresh.click(refresh_fn, [run, against], [run, against], concurrency_limit=None)
     return ChatTab(refresh=(refresh_fn, [run, against], [run, against]))
+
+
+def chosen_sampling(max_new, own: bool, temperature, top_p, top_k, rep) -> Sampling:
+    """The form's sampling: with "the model's own settings" ticked only the length is the person's, the rest
+    stays None so the model's generation_config decides (core.infer.generate.Sampling)."""
+    if own:
+        return Sampling(int(max_new))
+    return Sampling(int(max_new), float(temperature), float(top_p), int(top_k), float(rep))
 
 
 def _against(manager: JobManager, lang: str, name: str | None, current: str | None, user: User | None):
@@ -342,6 +352,7 @@ def answer(manager: JobManager, lang: str, name: str, system: str, question: str
             lease.release()
     # a stopped answer is cut short: not a fair comparison, so it takes no vote
     turn["votable"] = bool(name) and not turn["notes"] and not stop.is_set()
+    turn["done"] = True
     done = t("stopped_gen", lang) if stop.is_set() else t("answered_in", lang, seconds=f"{time.time() - began:.1f}")
     yield render(turns, lang), turns, f'<div class="tl-muted" data-done="1">{done}</div>'
 

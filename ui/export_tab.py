@@ -19,14 +19,15 @@ from core import access, devicelock, runs
 from core.access import User
 from core.errors import AccessDenied, TuneLabError
 from core.infer import export, gguf
+from core.infer.chat import model_class  # the class a merged folder loads with (seq2seq or causal)
 from core.train.manager import JobManager
 from ui import identity
 from ui.strings import localize, t
 from ui.widgets import busy_message, error_box, error_md, friendly, run_choices
 
 LOAD_SNIPPET = """```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-model = AutoModelForCausalLM.from_pretrained("{path}")
+from transformers import {auto}, AutoTokenizer
+model = {auto}.from_pretrained("{path}")
 tokenizer = AutoTokenizer.from_pretrained("{path}")
 ```"""
 OLLAMA_SNIPPET = "```bash\ncd {path}\nollama create {name} -f Modelfile\nollama run {name}\n```"
@@ -173,7 +174,7 @@ def do_merge(manager: JobManager, lang: str, name: str | None, progress, token: 
                                 progress=lambda message: progress(next(steps, 0.95), desc=localize(message, lang)))
     except Exception as err:  # missing adapter, out of memory, a missing package: one sentence
         return "", error_box(t("merge", lang), err, lang)
-    return str(path), t("merge_done", lang) + "\n\n" + LOAD_SNIPPET.format(path=path)
+    return str(path), t("merge_done", lang) + "\n\n" + LOAD_SNIPPET.format(path=path, auto=model_class(path).__name__)
 
 
 def do_gguf(manager: JobManager, lang: str, name: str | None, quants: list[str], progress,

@@ -7,7 +7,7 @@ differ between the builds (label, info, placeholder, choices, a Markdown's or a
 button's value, a plot's titles and colours' names), those arguments in every
 language. When the page loads, and when the switch flips, one event sends each
 such component its texts in the browser's language (no reload, form values are
-kept; on a flip, a component that events write to keeps its content), then the
+kept; on a flip, a component events write to keeps the content it has by then), then the
 page's loaders run again so the live parts are redrawn in it.
 
 The choice lives in the browser: localStorage (kept across reloads and
@@ -75,7 +75,7 @@ def choose_js(server_default: str | None) -> str:
 
 def switch_js() -> str:
     """JS run when the visitor flips the switch: remember the choice, then the relabel event runs."""
-    return f"(lang) => {{ {_remember_js('lang')} return lang; }}"
+    return f"(lang, ...shown) => {{ {_remember_js('lang')} return [lang, ...shown]; }}"
 
 
 def _plain(value: Any) -> bool:
@@ -126,13 +126,24 @@ class Relabel:
         return sorted(k for k in keys if all(_plain(a.get(k)) for a in args)
                       and not all(_same(args[0].get(k), a.get(k)) for a in args[1:]))
 
-    def updates(self, lang: str, keep_values: bool = False) -> list:
-        """gr.update()s giving every language-dependent component its texts in `lang`; `keep_values`: not the
-        value of a component that events write to (its content may be the visitor's by now)."""
+    @property
+    def written(self) -> list:
+        """The components whose text value events also write (a transcript, a score line): the switch reads
+        what they show now, and relabels only those still showing what the page was built with."""
+        return [block for block, props in zip(self.components, self.texts[self.built_in])
+                if "value" in props and block._id in self.outputs]
+
+    def updates(self, lang: str, current: dict | None = None) -> list:
+        """gr.update()s giving every language-dependent component its texts in `lang`. `current`: block id ->
+        the value shown now, for `written`; one that no longer shows a built text keeps its content."""
         table = self.texts.get(lang) or next(iter(self.texts.values()))
-        return [gr.update(**{k: v for k, v in props.items()
-                             if not (keep_values and k == "value" and block._id in self.outputs)})
-                for block, props in zip(self.components, table)]
+        updates = []
+        for i, (block, props) in enumerate(zip(self.components, table)):
+            built = [self.texts[code][i].get("value") for code in self.texts]
+            if current is not None and block._id in current and current[block._id] not in built:
+                props = {k: v for k, v in props.items() if k != "value"}
+            updates.append(gr.update(**props))
+        return updates
 
 
 def wire(app: gr.Blocks, chooser: gr.Radio, relabel: Relabel, loaders: list, server_default: str | None) -> None:
@@ -143,14 +154,17 @@ def wire(app: gr.Blocks, chooser: gr.Radio, relabel: Relabel, loaders: list, ser
             return [gr.update(value=lang), *(gr.skip() for _ in relabel.components)]
         return [gr.update(value=lang), *relabel.updates(lang)]
 
-    def switched(lang: str):
+    written = relabel.written
+
+    def switched(lang: str, *shown):
         lang = lang if lang in LANGS else "en"
-        return [gr.update(value=lang), *relabel.updates(lang, keep_values=True)]
+        current = {block._id: value for block, value in zip(written, shown)}
+        return [gr.update(value=lang), *relabel.updates(lang, current)]
 
     outputs = [chooser, *relabel.components]
     on_load = app.load(apply, chooser, outputs, js=choose_js(server_default), show_progress="hidden",
                        concurrency_limit=None)
-    on_switch = chooser.input(switched, chooser, outputs, js=switch_js(), show_progress="hidden",
+    on_switch = chooser.input(switched, [chooser, *written], outputs, js=switch_js(), show_progress="hidden",
                               concurrency_limit=None)
     for event in (on_load, on_switch):
         for fn, inputs, outs in loaders:

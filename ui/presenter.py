@@ -43,7 +43,7 @@ PRICE_KEY, MODE_KEY = "tunelab-price", "tunelab-presenter"  # this browser's loc
 # gradio encrypts a BrowserState with a key that is random per start unless given: a fixed one keeps the choice
 # across restarts. Neither a price nor an on/off switch is a secret.
 KEEP_ACROSS_RESTARTS = "tunelab-browser-preference"
-SAMPLING = Sampling(max_new_tokens=96, temperature=0, top_p=0.9, top_k=50, repetition_penalty=1.1)  # the Chat tab's
+SAMPLING = Sampling(max_new_tokens=96)  # the Chat tab's default: the model's own generation_config
 TOGGLE_ID = "presenter-toggle"
 
 

@@ -73,7 +73,7 @@ CSS = """
 .pm-tuned { background: #dcfce7; color: #14532d; box-shadow: inset 6px 0 0 #16a34a; }
 .pm-who { font-size: 1.1rem; font-weight: 800; text-transform: uppercase; letter-spacing: 0.04em; opacity: 0.8; }
 .pm-asked { font-size: 1rem; font-style: italic; opacity: 0.75; margin: 0.1rem 0 0.3rem; }
-.pm-text { font-size: 1.45rem; line-height: 1.35; white-space: pre-wrap; }
+.pm-text { font-size: 1.45rem; line-height: 1.35; white-space: pre-wrap; overflow-wrap: anywhere; }
 #pm-question textarea, #pm-question input { font-size: 1.45rem !important; }
 #presenter-toggle { margin: -0.9rem 0 0 auto; width: fit-content; }
 /* ... and the rest of the page while the switch is on: big type, no advanced settings */

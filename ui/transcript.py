@@ -8,7 +8,8 @@ answers, whatever their length. The whole transcript scrolls as one.
 
 A turn is a plain dict kept in the browser session's gr.State (server side):
 {"question", "system", "run", "order": [left model, right model], "answers": {model: text},
- "notes": {model: text shown instead of an answer}, "blind", "votable", "vote", "thumbs": {model: up|down}}.
+ "notes": {model: text shown instead of an answer}, "blind", "votable", "vote", "thumbs": {model: up|down},
+ "done": the answers are finished}.
 Model names are core.infer.votes's ("base", "tuned", "run:<name>"). In blind mode the cells are
 labelled A and B until the turn has its vote; then each label says which model it was.
 
@@ -66,8 +67,12 @@ def _cell(turn: dict, side: int, model: str, lang: str) -> str:
     thumb = (turn.get("thumbs") or {}).get(model)
     mark = f'<span class="tl-thumb" data-thumb="{thumb}">{"👍" if thumb == "up" else "👎"}</span>' if thumb else ""
     note = (turn.get("notes") or {}).get(model)
+    text = ((turn.get("answers") or {}).get(model) or "").strip()
+    if not text:  # "…" while it is being written; a finished answer that is empty says so
+        note = t("votes.empty_answer", lang) if turn.get("done") and note is None else note
+        text = "…"
     body = (f'<div class="tl-text tl-note-text">{html.escape(note)}</div>' if note is not None else
-            f'<div class="tl-text">{html.escape(((turn.get("answers") or {}).get(model) or "").strip() or "…")}</div>')
+            f'<div class="tl-text">{html.escape(text)}</div>')
     attrs = f'data-side="{"left" if side == 0 else "right"}" data-letter="{letter}"'
     if not hidden:
         attrs += f' data-model="{html.escape(model, quote=True)}"'

@@ -8,6 +8,7 @@ and Resume alike), so training never shares the device with a chat model.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -56,6 +57,16 @@ def load_full_model(folder: Path):
     dtype = torch.float32 if device == "cpu" else hardware.torch_dtype("auto")
     model = model_class(folder).from_pretrained(folder, dtype=dtype)
     return model if device == "cpu" else model.to(device)
+
+
+def run_is_seq2seq(run_dir: Path) -> bool:
+    """Whether a run's model is an encoder-decoder, from its saved files alone (the adapter's task type, or the
+    merged/full model's config.json): nothing downloaded, no weights read."""
+    adapter = run_dir / "adapter" / "adapter_config.json"
+    if adapter.exists():
+        return json.loads(adapter.read_text(encoding="utf-8")).get("task_type") == "SEQ_2_SEQ_LM"
+    merged = run_dir / "merged" / "config.json"
+    return merged.exists() and bool(json.loads(merged.read_text(encoding="utf-8")).get("is_encoder_decoder"))
 
 
 def model_class(folder: Path):

@@ -32,6 +32,7 @@ from core import hardware, runs
 from core.config import RunConfig
 from core.errors import ExportError
 from core.infer import gguf, modelcard, ollama, parity
+from core.infer.chat import run_is_seq2seq
 from core.infer.generate import stop_token_ids
 from core.messages import Msg, msg
 from core.models import load_base, resolve
@@ -144,10 +145,8 @@ def gguf_refusal(run_dir: Path, config: RunConfig | None = None) -> Msg | None:
     GGUF writer does not cover is refused as core.infer.gguf would, but before the merge."""
     config = config or RunConfig.load_yaml(run_dir / "config.yaml")
     hparams = _saved_config(run_dir, config)
-    adapter = run_dir / "adapter" / "adapter_config.json"
-    task = json.loads(adapter.read_text(encoding="utf-8")).get("task_type") if adapter.exists() else None
     arch = (hparams.get("architectures") or [hparams.get("model_type") or "?"])[0]
-    if hparams.get("is_encoder_decoder") or task == "SEQ_2_SEQ_LM":
+    if hparams.get("is_encoder_decoder") or run_is_seq2seq(run_dir):
         return msg("families_infer.gguf_seq2seq", arch=arch)
     if hparams and arch not in gguf.ARCHITECTURES:
         return msg("gguf.unsupported_arch", arch=arch, supported=", ".join(gguf.ARCHITECTURES))

@@ -23,6 +23,7 @@ from core.config import RunConfig
 from core.data.sources import HUB_ID
 from core.events import read_events
 from core.infer import votes
+from core.infer.chat import run_is_seq2seq
 from core.models import EMBEDDED
 
 # From the embedded GGUF's own metadata (general.license), so no download is needed to know it.
@@ -74,8 +75,10 @@ def build(config: RunConfig, run_dir: Path, kind: str, repo_id: str = "", extra:
     """The card for one kind of export; `extra` is more markdown (the GGUF's parity table)."""
     base, dataset = base_hub_id(config.model), dataset_hub_id(config.dataset)
     evaluation = _evaluation(run_dir)
+    seq2seq = run_is_seq2seq(run_dir)  # T5/mt0/BART: another pipeline and loading class
     data = ModelCardData(
-        base_model=base, datasets=[dataset] if dataset else None, pipeline_tag="text-generation",
+        base_model=base, datasets=[dataset] if dataset else None,
+        pipeline_tag="text2text-generation" if seq2seq else "text-generation",
         library_name={"adapter": "peft", "merged": "transformers"}.get(kind), license=base_license(config.model),
         tags=["tunelab", config.method] + (["gguf", "ollama"] if kind == "gguf" else ["lora"] * (kind == "adapter")),
         base_model_relation=("adapter" if kind == "adapter" else "finetune") if base else None,
@@ -84,7 +87,7 @@ def build(config: RunConfig, run_dir: Path, kind: str, repo_id: str = "", extra:
                                  dataset_name="held-out questions", metric_type="accuracy", metric_name="share right",
                                  metric_value=round(evaluation["tuned_share"], 4))] if evaluation else None)
     body = "\n\n".join(part for part in (
-        f"# {repo_id.split('/')[-1] or run_dir.name}", _summary(config, base, dataset), _loading(kind, base, repo_id),
+        f"# {repo_id.split('/')[-1] or run_dir.name}", _summary(config, base, dataset), _loading(kind, base, repo_id, seq2seq),
         _settings(config), _loss_section(run_dir), _evaluation_section(evaluation), _votes_section(run_dir),
         extra) if part)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
@@ -164,17 +167,18 @@ def _summary(config: RunConfig, base: str | None, dataset: str | None) -> str:
     return "\n\n".join(lines)
 
 
-def _loading(kind: str, base: str | None, repo_id: str) -> str:
+def _loading(kind: str, base: str | None, repo_id: str, seq2seq: bool = False) -> str:
     repo = repo_id or "<this repo>"
+    auto = "AutoModelForSeq2SeqLM" if seq2seq else "AutoModelForCausalLM"
     if kind == "adapter":
-        code = ("from peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
-                f"base = AutoModelForCausalLM.from_pretrained(\"{base or '<the base model>'}\")\n"
+        code = (f"from peft import PeftModel\nfrom transformers import {auto}, AutoTokenizer\n"
+                f"base = {auto}.from_pretrained(\"{base or '<the base model>'}\")\n"
                 f"model = PeftModel.from_pretrained(base, \"{repo}\")\n"
                 f"tokenizer = AutoTokenizer.from_pretrained(\"{repo}\")")
         return f"## How to load\n\n```python\n{code}\n```"
     if kind == "merged":
-        code = ("from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-                f"model = AutoModelForCausalLM.from_pretrained(\"{repo}\")\n"
+        code = (f"from transformers import {auto}, AutoTokenizer\n"
+                f"model = {auto}.from_pretrained(\"{repo}\")\n"
                 f"tokenizer = AutoTokenizer.from_pretrained(\"{repo}\")")
         return f"## How to load\n\n```python\n{code}\n```"
     return ("## How to run\n\nOllama (the `Modelfile` here carries the chat template, stop words and system prompt):\n\n"

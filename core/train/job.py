@@ -114,7 +114,7 @@ class TrainingJob:
             self.log.append("stopped", step=err.step, **event_fields(msg("job.data_changed")))
             return
         found = diagnose(err, self._doctor_context(err))  # what it means, what to do, the library's words
-        self._fail(found.message, found.detail, found.kind, found.trace)
+        self._fail(found.message, found.detail, found.kind, found.trace, bad_input=found.user_error)
 
     def _doctor_context(self, err: BaseException) -> dict:
         """What core.doctor needs to name real numbers: this run's settings, the planner's estimate on OOM."""
@@ -132,11 +132,12 @@ class TrainingJob:
                 context["plan"] = plan.summary()  # "needs 9 GB of 8 GB — try: ...", in the page's language
         return context
 
-    def _fail(self, message: str, detail: str = "", kind: str = "", trace: str = "") -> None:
+    def _fail(self, message: str, detail: str = "", kind: str = "", trace: str = "", bad_input: bool = False) -> None:
         """`detail` is shown folded in the page; `trace` (the traceback) stays in events.jsonl for whoever debugs."""
         self.outcome = "failed"
         try:  # EventLog frees its reserve on a full disk; should even that fail, say it on the console
-            self.log.append("failed", **event_fields(message), detail=detail, kind=kind, trace=trace)
+            self.log.append("failed", **event_fields(message), detail=detail, kind=kind, trace=trace,
+                            bad_input=bad_input)  # the user can fix it (the CLI exits 2)
         except OSError:
             print(f"{self.name}: {message}", file=sys.stderr)
 

@@ -266,3 +266,25 @@ def test_a_run_out_of_memory_names_its_settings_and_the_planner_estimate(tiny_co
     assert "batch size 4, max length 128" in en and "The planner's estimate for these settings:" in en
     assert ko.startswith("메모리가 부족합니다.") and "배치 크기 4, 최대 길이 128" in ko and "계획기의 추정" in ko
     assert "CUDA out of memory. Tried to allocate 4.00 GiB." in summary.detail and "Traceback" not in summary.detail
+
+
+def test_the_cli_exits_2_when_a_run_fails_on_something_the_user_can_change(tmp_path, embedded_dir, capsys):
+    """`app.py train` with a model transformers can't load: the run fails, the CLI says what to do, exit 2."""
+    import shutil
+
+    import app
+    from core.config import RunConfig
+    model = tmp_path / "xyz"
+    model.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(embedded_dir / name, model / name)
+    (model / "config.json").write_text(json.dumps({"model_type": "xyz"}))
+    (tmp_path / "run.yaml").write_text(f"model: {model}\nmax_steps: 2\n")
+    assert app.main(["train", "--config", str(tmp_path / "run.yaml")]) == app.EXIT_BAD_INPUT
+    err = capsys.readouterr().err  # refused before the run starts (reading the model for the checks)
+    assert "Error: This kind of model ('xyz') can't be loaded here" in err and "What to do: Pick" in err
+    assert "Traceback" not in err
+    from core.train.job import TrainingJob
+    job = TrainingJob(RunConfig(model=str(model), max_steps=2)).start()  # the same failure inside a run
+    assert app.follow(job) == app.EXIT_BAD_INPUT and job.snapshot().bad_input
+    assert "can't be loaded here" in capsys.readouterr().out

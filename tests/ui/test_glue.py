@@ -354,3 +354,13 @@ def test_the_memory_estimate_shows_under_the_settings_check(monkeypatch):
     assert "ZeroDivisionError" in act.settings_check(values, "en")  # a broken estimate never blocks the form
     bad = act.settings_check({**values, "lora_r": 0}, "en")
     assert "LoRA rank" in bad and "Fits" not in bad
+
+
+def test_chat_sampling_leaves_the_model_defaults_unless_unticked():
+    from ui.chat_tab import chosen_sampling
+
+    own = chosen_sampling(64, True, 0.7, 0.9, 50, 1.1)
+    assert own.generate_kwargs() == {"max_new_tokens": 64}  # the model's generation_config decides the rest
+    mine = chosen_sampling(64, False, 0.7, 0.9, 50, 1.1).generate_kwargs()
+    assert mine == {"max_new_tokens": 64, "repetition_penalty": 1.1, "do_sample": True, "temperature": 0.7,
+                    "top_p": 0.9, "top_k": 50}

@@ -71,7 +71,7 @@ def pages(tmp_path_factory):
     manager = JobManager(root=tmp_path_factory.mktemp("runs"))
     notice = lambda code: text("host.storage_lost", code)  # noqa: E731 - the notes are per language too
     demo = lambda code: text("access.demo_note", code, models="user/model", steps=30)  # noqa: E731
-    return {lang: _page(manager, lang, notice, True, demo)[0] for lang in LANGS}  # with the sign-in button
+    return {lang: _page(manager, lang, notice, False, demo)[0] for lang in LANGS}
 
 
 def untranslated(blocks: list, lang: str) -> list[str]:
@@ -124,11 +124,15 @@ def test_the_switch_relabels_what_differs_between_languages(pages):
             assert all(other.get(k) == v for k, v in props.items())
     assert [u["label"] for u in relabel.updates("ko") if "label" in u]  # gr.update()s with the texts
 
-    # a flip of the switch leaves alone the value of what events write to (a chat transcript is not wiped)
+    # a flip of the switch relabels what events write to only while it shows its built text (a chat is kept)
     i = next(i for i, props in enumerate(relabel.texts["ko"]) if "value" in props)
     written = language.Relabel({lang: list(page.blocks.values()) for lang, page in pages.items()},
                                outputs={relabel.components[i]._id})
-    assert "value" in written.updates("ko")[i] and "value" not in written.updates("ko", keep_values=True)[i]
+    block = relabel.components[i]
+    assert written.written == [block]
+    assert written.updates("ko", {block._id: relabel.texts["en"][i]["value"]})[i]["value"] == \
+        relabel.texts["ko"][i]["value"]  # still the built text: relabelled
+    assert "value" not in written.updates("ko", {block._id: "what the visitor did"})[i]  # kept
 
 
 def test_a_page_built_differently_per_language_is_refused():

@@ -46,3 +46,10 @@ def test_a_note_instead_of_an_answer_and_the_empty_transcript():
     page = render([_turn("q", "", "x", notes={"tuned": "no tuned model <yet>"})], "en")
     assert "tl-note-text" in page and "no tuned model &lt;yet&gt;" in page
     assert "Ask a question" in render([], "en") and re.search("[가-힣]", render([], "ko"))
+
+
+def test_an_empty_answer_is_dots_while_written_and_says_so_when_done():
+    writing = render([_turn("q", "", "  \n")], "en")
+    assert writing.count(">…<") == 2
+    done = render([_turn("q", "", "\n\n", done=True)], "en")
+    assert done.count("(an empty answer)") == 2 and "…" not in done

@@ -63,7 +63,8 @@ def test_blind_vote_reveal_matches_what_was_saved(page, tmp_path, runs_root, tin
         assert vote["models"] == {"A": reveal.get_attribute("data-a"), "B": reveal.get_attribute("data-b")}
         assert sorted(vote["models"].values()) == ["base", "tuned"] and vote["winner"] == "A"
         assert vote["prompt"] == EVIL and vote["voter"] == "local" and vote["blind"] is True
-        assert {k: v.strip() for k, v in vote["answers"].items()} == {k: v.strip() for k, v in shown.items()}
+        assert {k: v.strip() or "(an empty answer)" for k, v in vote["answers"].items()} == \
+            {k: v.strip() for k, v in shown.items()}
         names = {"base": "Base model", "tuned": "Tuned model"}
         expect(turn.locator('[data-letter="A"] .tl-who')).to_have_text(f"A = {names[vote['models']['A']]}")
         expect(turn.locator(f'[data-letter="A"][data-model="{vote["models"]["A"]}"]')).to_have_count(1)

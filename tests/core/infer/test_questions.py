@@ -70,6 +70,7 @@ def _cli(args, runs_root):
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_eval_with_a_user_file_names_the_missed_questions(tiny_config, runs_root, tmp_path):
     from core.train.job import TrainingJob
 

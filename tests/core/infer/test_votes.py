@@ -26,7 +26,10 @@ def test_votes_are_appended_and_read_back_in_another_process(tmp_path):
     votes.record_thumb(run, "When does it open?", "At 5:45.", "tuned", "up", voter="ann")
     assert saved["voter"] == "local" and saved["time"].endswith("Z") and len(saved["id"]) == 32
     # a restart: a fresh interpreter reads the same votes
-    code = f"import json; from core.infer import votes; print(json.dumps(votes.load_votes({str(run)!r})))"
+    # (votes.py alone, by its path: the core.infer package would import torch first, for nothing here)
+    code = ("import importlib.util, json; spec = importlib.util.spec_from_file_location('v', 'core/infer/votes.py');"
+            " votes = importlib.util.module_from_spec(spec); spec.loader.exec_module(votes);"
+            f" print(json.dumps(votes.load_votes({str(run)!r})))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     loaded = json.loads(out.stdout)
     assert loaded == votes.load_votes(run) and len(loaded) == 2
