@@ -115,6 +115,7 @@ class RunConfig:
     objective: str = _f("sft", "training", OBJECTIVES)
     from_run: str = _f("", "training")       # the run whose adapter a DPO run starts from (and is compared to)
     dpo_beta: float = _f(0.1, "training")     # how far DPO may move from the starting model: higher = closer
+    dpo_sft_weight: float = _f(1.0, "training")  # DPO + this x the chosen answers' NLL (RPO): 0 = pure DPO
     # --- several GPUs / machines (core/train/distributed.py: accelerate launch) ---------
     num_processes: int = _f(1, "training")       # per machine; 1 = in the app process, 0 = one per visible GPU
     distributed: str = _f("ddp", "training", DISTRIBUTED)
@@ -337,6 +338,7 @@ def _range_problems(c: RunConfig) -> list[Msg]:
         (bool(c.run_name) and not RUN_NAME_PATTERN.match(c.run_name), "config.bad_run_name", {"name": c.run_name}),
         (bool(c.from_run) and not RUN_NAME_PATTERN.match(c.from_run), "config.bad_run_name", {"name": c.from_run}),
         (not 0 < c.dpo_beta <= 10, "preference.beta_range", {"value": c.dpo_beta}),
+        (not 0 <= c.dpo_sft_weight <= 100, "preference.sft_weight_range", {"value": c.dpo_sft_weight}),
     ]
     return [msg(key, **params) for failed, key, params in checks if failed]
 

@@ -32,17 +32,23 @@ def display_status(summary: RunSummary | None) -> str:
     return "preparing" if summary.preparing else summary.status
 
 
-def loss_frame(summary: RunSummary | None, lang: str = "en") -> pd.DataFrame:
-    """Columns step, loss, series: one row per logged training loss and per validation loss.
+def loss_frame(summary: RunSummary | None, lang: str = "en") -> pd.DataFrame | None:
+    """Columns step, loss, series: one row per logged training loss and per validation loss; None (an
+    empty plot) while there is no point to draw.
 
-    A series with no points yet gets one empty row (not drawn): gradio's LinePlot fixes its
-    colours from the series present when it is first drawn, and live updates only swap the data.
+    gradio's LinePlot lays the chart out (axes, labels, titles) when it is first drawn and later values
+    only swap the data (Vega's autosize is not recomputed): drawn first with no point, it kept the
+    layout of empty axes, so the x axis, the y title and half the y labels stayed cut off. So nothing
+    is drawn until a point exists, and a series with no points yet then gets one empty row (not
+    drawn): the colours are fixed from the series present at that first drawing too.
     """
     train, val = t("series_train", lang), t("series_val", lang)
     rows = []
     if summary is not None:
         rows += [(step, loss, train) for step, loss in downsample(_points(summary.path, summary.logs, "loss"))]
         rows += [(step, loss, val) for step, loss in downsample(_points(summary.path, summary.evals, "val_loss"))]
+    if not rows:
+        return None
     present = {series for _, _, series in rows}
     rows += [(None, None, series) for series in (train, val) if series not in present]
     frame = pd.DataFrame(rows, columns=["step", "loss", "series"])

@@ -110,8 +110,11 @@ def test_snapshot_to_plot_data(tmp_path):
     val = frame[frame.series == "validation"]
     assert train.step.tolist() == [1, 2, 3, 4] and train.loss.tolist() == [2.0, 1.5, 1.1, 0.8]
     assert val.step.tolist() == [2, 4] and val.loss.tolist() == pytest.approx([1.8, 1.1])
-    empty = live.loss_frame(None)  # both series present, no points: the plot's colours are fixed from the start
-    assert empty.series.tolist() == ["training", "validation"] and empty.dropna().empty
+    # nothing to draw yet: no frame (a chart first drawn empty keeps empty axes' layout, see loss_frame)
+    assert live.loss_frame(None) is None
+    started = tmp_path / "early" / "demo-run"  # a run that has not logged a step yet
+    EventLog(started / "events.jsonl").append("started", model="embedded:smollm2-135m-instruct", total_steps=4)
+    assert live.loss_frame(summarize(started)) is None
     assert live.loss_frame(summary, "ko").series.iloc[0] == "학습"
 
 

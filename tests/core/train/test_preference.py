@@ -74,6 +74,8 @@ def test_new_fields_round_trip_and_are_validated(tmp_path):
     assert (again.objective, again.from_run, again.dpo_beta, again.dataset) == ("dpo", "run-1", 0.25, "votes:run-1")
     keys = lambda c: {p.key for p in c.validate()}
     assert "preference.beta_range" in keys(config.replace(dpo_beta=0))
+    assert "preference.sft_weight_range" in keys(config.replace(dpo_sft_weight=-1))
+    assert not keys(config.replace(dpo_sft_weight=0)) & {"preference.sft_weight_range"}
     assert "preference.needs_lora" in keys(config.replace(method="full"))
     assert "preference.from_run_needs_dpo" in keys(config.replace(objective="sft"))
     assert "config.not_a_choice" in keys(config.replace(objective="ppo"))
@@ -92,6 +94,25 @@ def test_packed_and_padded_log_probs_agree(tiny_model_dir, tokenizer):
     assert packed.shape == (6,) and torch.allclose(packed, padded, atol=1e-3)
     losses, margins = preference.dpo_loss(packed, packed, 0.1)  # policy == reference: loss log(2), margin 0
     assert torch.allclose(losses, torch.full((3,), 0.6931), atol=1e-4) and not margins.any()
+
+
+def test_the_sft_weight_adds_the_chosen_answers_mean_nll(tiny_model_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    config = RunConfig(objective="dpo", packing=False)
+    items, _ = encode_pairs(load_pairs(RunConfig(dataset="x", objective="dpo"), rows=PLAIN[:3])[0], tokenizer, config)
+    with torch.no_grad():
+        logps = preference.sequence_logps(model, items, config, "cpu")
+        # the model's own mean token loss on each chosen side alone: what the SFT term must add
+        nll = torch.stack([model(input_ids=torch.tensor([p["input_ids"][: p["split"]]]),
+                                 labels=torch.tensor([p["labels"][: p["split"]]])).loss for p in items])
+    reference = logps + torch.tensor([0.5, -0.5] * 3)  # some margin, so DPO's own part is not trivial
+    pure, margins = preference.dpo_loss(logps, reference, 0.1)
+    assert torch.equal(preference.dpo_loss(logps, reference, 0.1, 0.0, preference.chosen_tokens(items))[0], pure)
+    mixed, same = preference.dpo_loss(logps, reference, 0.1, 2.5, preference.chosen_tokens(items))
+    assert torch.allclose(mixed - pure, 2.5 * nll, atol=1e-4) and torch.equal(margins, same)
+    assert (mixed > pure).all()
 
 
 def _wait_for(condition, timeout=300):
@@ -121,7 +142,8 @@ def test_votes_train_a_dpo_run_that_stops_and_resumes_with_the_same_reference(ti
     sft = _sft_run(tiny_config)
     _vote(sft.dir)
     config = preference.dpo_config(RunConfig.load_yaml(sft.dir / "config.yaml"), sft.name, max_steps=40,
-                                   batch_size=2, save_steps=1, eval_steps=100)
+                                   batch_size=2, save_steps=1, eval_steps=100,
+                                   dpo_sft_weight=0.0)  # pure DPO: step 1's loss is then exactly log 2
     job = TrainingJob(config).start()
     _wait_for(lambda: summarize(job.dir, True).step >= 1)
     job.stop()
