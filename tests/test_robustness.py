@@ -33,6 +33,7 @@ from core.train.job import TrainingJob
 from core.train.manager import JobManager
 from tests.core.data.helpers import cfg, write_jsonl
 from tests.paths import ROOT
+from tests.waiting import wait_for
 
 
 def test_second_start_is_refused_with_who_is_running(tiny_config, runs_root):
@@ -281,12 +282,7 @@ def test_set_values_are_typed_by_their_field():
 
 # --- how a run ends ------------------------------------------------------------------------------------
 def _wait_for(condition, timeout=120):
-    end = time.time() + timeout
-    while time.time() < end:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    wait_for(condition, timeout)
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_weights(tiny_config, monkeypatch):

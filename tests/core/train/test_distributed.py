@@ -3,7 +3,6 @@ real 2-process CPU runs (gloo) of a tiny model: finish, Stop reaching every rank
 import math
 import os
 import signal
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from core.plan.checks import check
 from core.runs import summarize
 from core.train import distributed
 from core.train.trainer import micro_batches, shard, steps_per_epoch
+from tests.waiting import wait_for
 
 
 def _value(cmd: list[str], flag: str) -> str:
@@ -164,13 +164,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_for(predicate, timeout: float = 240.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out")
+def _wait_for(condition, timeout=240):
+    wait_for(condition, timeout)
 
 
 def _worker_pids(job) -> list[int]:

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import torch
 from core.events import read_events
 from core.runs import summarize
 from core.train.job import TrainingJob
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -168,9 +168,4 @@ def test_killed_process_resumes_to_the_same_total(tiny_model_dir, runs_root, tmp
 
 
 def _wait_for(condition, timeout=120):
-    end = time.time() + timeout
-    while time.time() < end:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
+    wait_for(condition, timeout)

@@ -1,6 +1,5 @@
 """Preference training: the pair format, the DPO loss, votes -> a DPO run -> an adapter plain peft loads."""
 import json
-import time
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from core.infer import votes
 from core.runs import summarize
 from core.train import preference
 from core.train.job import TrainingJob
+from tests.waiting import wait_for
 
 PLAIN = [{"prompt": f"Question {i}?", "chosen": f"Short answer {i}. Wexley", "rejected": f"A long rambling answer {i}."}
          for i in range(6)]
@@ -116,12 +116,7 @@ def test_the_sft_weight_adds_the_chosen_answers_mean_nll(tiny_model_dir, tokeniz
 
 
 def _wait_for(condition, timeout=300):
-    end = time.time() + timeout
-    while time.time() < end:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
+    wait_for(condition, timeout)
 
 
 def _sft_run(config):
