@@ -98,7 +98,9 @@ def timing(summary, now: float | None = None) -> Timing:
         real += max(0.0, (now or time.time()) - summary.segment_start)
     else:  # interrupted (the app died while it trained): up to its last logged step
         real += open_stretch(summary)
-    return Timing(summary.estimated_seconds, real if (real or live) else None, live)
+    # a run whose start and last step share a clock tick trained ~0 s, which is known, not "unknown"
+    began = live or real > 0 or bool(summary.started_at and (summary.logs or summary.status == "finished"))
+    return Timing(summary.estimated_seconds, real if began else None, live)
 
 
 def before_start(seconds: float | None, hourly: float | None) -> Msg:
