@@ -270,7 +270,7 @@ def _run_plain(spec: dict, examples: list[dict]) -> dict:
     from transformers import AutoModelForCausalLM
 
     from core.config import RunConfig
-    from core.train.trainer import micro_batches
+    from core.train.batches import micro_batches
 
     device = _device()
     batch_size, steps = spec.get("batch_size", 4), spec["steps"]

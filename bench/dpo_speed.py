@@ -50,7 +50,8 @@ def run_ours(steps: int, batch: int) -> dict:
     from core.data.tokenize import apply_template_choice
     from core.events import EventLog
     from core.models import load_base, load_tokenizer, prepare_for_training
-    from core.train.preference import PreferenceTrainer, prepare
+    from core.train.dpo import PreferenceTrainer
+    from core.train.preference import prepare
 
     config = _config(steps, batch)
     hardware.set_cpu_threads()

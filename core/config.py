@@ -353,7 +353,7 @@ def _combination_problems(c: RunConfig) -> list[Msg]:
 
 
 def _preference_problems(c: RunConfig) -> list[Msg]:
-    """DPO trains a LoRA adapter in one process (the reference is the starting adapter, see core/train/preference.py)."""
+    """DPO trains a LoRA adapter in one process (the reference is the starting adapter, see core/train/dpo.py)."""
     dpo = c.objective == "dpo"
     checks = [
         (dpo and not c.uses_lora, "preference.needs_lora", {"method": c.method}),

@@ -153,7 +153,8 @@ row_keys = st.sampled_from(["messages", "conversations", "instruction", "input",
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.dictionaries(row_keys, json_values, max_size=4), min_size=1, max_size=6))
 def test_random_rows_end_in_a_message_or_examples(rows):
-    from core.data.formats import detect_format, to_examples
+    from core.data.converters import to_examples
+    from core.data.formats import detect_format
     from core.errors import DataError
     config = RunConfig()
     try:

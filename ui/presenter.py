@@ -30,9 +30,9 @@ from core.infer import votes
 from core.infer.generate import Sampling
 from core.plan import cost
 from core.runs import RunSummary
+from core.train.batches import steps_per_epoch, total_steps
 from core.train.manager import JobManager
-from core.train.trainer import steps_per_epoch, total_steps
-from ui import chat_tab, live
+from ui import chat_answers, live
 from ui.form import config_from_values
 from ui.identity import user_of
 from ui.strings import localize, t
@@ -223,8 +223,8 @@ def ask(manager: JobManager, name: str | None, text: str, model: str, token: str
     run = name if summary is not None and (summary.has_adapter or summary.has_merged) else ""
     if summary is not None and summary.status == "running":
         run = ""  # training holds the device: the Chat tab's answer says so in the note
-    for _, turns, note in chat_tab.answer(manager, lang, run or "", "", question, [], SAMPLING, request,
-                                          base_model=model or "", token=token or "", user=user):
+    for _, turns, note in chat_answers.answer(manager, lang, run or "", "", question, [], SAMPLING, request,
+                                              base_model=model or "", token=token or "", user=user):
         if not isinstance(turns, list) or not turns:
             yield gr.skip(), gr.skip(), note
             continue

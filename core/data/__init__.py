@@ -1,7 +1,8 @@
 """From a dataset to what the trainer eats: sources -> formats -> preprocess -> tokenize -> pipeline -> preflight.
 
 - `sources`     rows from builtin:demo, a file, a data folder or the Hub, with limits and clear errors
-- `formats`     detect the layout (messages, ShareGPT, Alpaca, question/answer, turn markers, text) -> chats
+- `formats`     detect the layout (messages, ShareGPT, Alpaca, question/answer, turn markers, text)
+- `converters`  map each row to a chat example (or a preference pair) with the layout's converter
 - `preprocess`  clean text, tidy turns, filters, de-duplication
 - `tokenize`    render with the model's chat template; labels on the answers only
 - `pipeline`    the steps in order: `load_examples` (the Data tab's preview), `prepare` (what a job trains on)

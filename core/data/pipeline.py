@@ -2,7 +2,8 @@
 
 The pipeline, each stage in its own module:
   core/data/sources.py     rows from builtin:demo, a file or folder, or the Hub
-  core/data/formats.py     detect the layout and map rows to {"messages": [...]} / {"text": ...}
+  core/data/formats.py     detect the layout
+  core/data/converters.py  map rows to {"messages": [...]} / {"text": ...}
   core/data/preprocess.py  clean, tidy turns, filter, de-duplicate
   here                subset, shuffle, validation split, tokenization and token statistics
   core/data/tokenize.py    rendering with the model's chat template and answers-only labels
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import RunConfig
-from core.data.formats import detect_format, detect_layout, to_examples
+from core.data.converters import to_examples
+from core.data.formats import detect_format, detect_layout
 from core.data.preprocess import preprocess
 from core.data.sources import BUILTIN_DIR, load_rows
 from core.data.tokenize import IGNORE, chunk_text_examples, encode_example, encode_seq2seq, seq2seq_pairs, seq2seq_source

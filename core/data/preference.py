@@ -1,6 +1,6 @@
 """Preference pairs for DPO: from `prompt`/`chosen`/`rejected` rows to token ids, and their report.
 
-core/data/formats.py detects trl's standard preference layout and maps each row to
+core/data/formats.py detects trl's standard preference layout and core/data/converters.py maps each row to
 `{"prompt": [messages], "chosen": [messages], "rejected": [messages]}`. Here those pairs
 are tidied (clean text, a system prompt, no pair whose two answers are the same, no
 duplicates), split like SFT examples, and tokenized: each side is the prompt rendered with
@@ -21,7 +21,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from core.config import RunConfig
-from core.data.formats import detect_layout, to_examples
+from core.data.converters import to_examples
+from core.data.formats import detect_layout
 from core.data.pipeline import ANSWER_CUT, PreparedData, end_of_turn_ids, split, split_steps, token_stats
 from core.data.pipeline import _untrain_after_end as untrain_after_end
 from core.data.preflight import histogram

@@ -40,7 +40,7 @@ def run_seconds(config: RunConfig, data_stats: dict | None, total_steps: int, pe
                 model_config=None, device: str | None = None) -> float | None:
     """Seconds the run's `total_steps` optimizer steps should take here; None without data statistics.
 
-    `per_epoch` is the steps one epoch takes (core.train.trainer.steps_per_epoch) and `data_stats`
+    `per_epoch` is the steps one epoch takes (core.train.batches.steps_per_epoch) and `data_stats`
     core.data.pipeline's token statistics of the training split (tokens, trained_share, length_p50).
     """
     if not data_stats or not data_stats.get("tokens") or total_steps <= 0 or per_epoch <= 0:

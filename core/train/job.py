@@ -31,7 +31,7 @@ from core.models import count_parameters, load_base, load_tokenizer, prepare_for
 from core.plan import cost, memory
 from core.plan import precision as precisions
 from core.plan.checks import check
-from core.train import checkpoints, distributed, preference, trackers
+from core.train import checkpoints, distributed, dpo, preference, trackers
 from core.train.trainer import Trainer
 
 PROBE_SAMPLING = Sampling(max_new_tokens=48, temperature=0, repetition_penalty=1.0)
@@ -190,7 +190,7 @@ class TrainingJob:
             self.log.append("notice", **event_fields(msg("job.sharded_limits", strategy=config.distributed)))
         if accelerator is None or accelerator.is_main_process:  # report_to: the same events, to the tracker too
             self.log = trackers.attach(self.log, config, self.dir, self.name)
-        engine = preference.PreferenceTrainer if preference.is_dpo(config) else Trainer
+        engine = dpo.PreferenceTrainer if preference.is_dpo(config) else Trainer
         trainer = engine(model, tokenizer, data.train, data.validation, config, self.log, self.dir,
                           self._stop, probe=probe, precision=decision, accelerator=accelerator)
         self._check_same_data(data)

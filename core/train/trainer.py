@@ -22,11 +22,13 @@ layer over every prompt token, pads batches and logs extra metrics each step
 - on CPU, has big tensors unmapped when freed (see hardware.return_freed_memory):
   a third less peak memory, and a peak that the planner can predict,
 - checks the stop flag after every micro-batch and checkpoints resumably.
+
+Its parts: the batches and their loss (core/train/batches.py), the optimizer (core/train/optimizers.py),
+what a step does as one rank of several or alone (core/train/ranks.py), the fast paths (core/train/fastpath.py).
 """
 from __future__ import annotations
 
 import math
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -34,152 +36,26 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from peft.optimizers import create_loraplus_optimizer
 from transformers import get_scheduler
 
 from core import hardware
 from core.config import RunConfig
-from core.data.tokenize import IGNORE
 from core.errors import TrainingDiverged
 from core.events import EventLog
 from core.messages import event_fields, msg
 from core.models import is_seq2seq
 from core.plan import precision as precisions
 from core.train import checkpoints
+from core.train.batches import collate, loss_sum, micro_batches, shard, steps_per_epoch, total_steps, trained_count
 from core.train.fastpath import apply_gpu_kernels, compile_layers, fast_attention, fast_lora
-from core.train.seq2seq import seq2seq_collate, seq2seq_loss_sum
+from core.train.optimizers import make_optimizer
+from core.train.ranks import RankSteps
+from core.train.seq2seq import seq2seq_loss_sum
 
 RETUNE_THREADS_EVERY_S = 60.0
 
 
-def micro_batches(examples: list[dict], config: RunConfig, epoch: int) -> list[list[dict]]:
-    """The epoch's micro-batches, in a seeded order that resume can reproduce."""
-    order = list(range(len(examples)))
-    random.Random(config.seed * 1000 + epoch).shuffle(order)
-    size = config.batch_size
-    return [[examples[i] for i in order[j: j + size]] for j in range(0, len(order), size)]
-
-
-def steps_per_epoch(n_examples: int, config: RunConfig, processes: int = 1) -> int:
-    """Optimizer steps per epoch: a step takes `grad_accum` micro-batches on each of `processes` ranks."""
-    return max(1, math.ceil(math.ceil(n_examples / config.batch_size) / (config.grad_accum * processes)))
-
-
-def total_steps(n_examples: int, config: RunConfig, processes: int = 1) -> int:
-    if config.max_steps > 0:
-        return config.max_steps
-    return max(1, math.ceil(steps_per_epoch(n_examples, config, processes) * config.epochs))
-
-
-def shard(group: list, rank: int, world: int) -> list[tuple]:
-    """This rank's share of one step's micro-batches, as (micro-batch, weight) pairs.
-
-    Rank r takes group[r::world], so over an epoch every example is trained once, by one
-    rank, in the same order as with one process. A rank left with fewer pads with the
-    group's first micro-batch at weight 0: every rank runs the same number of passes, so
-    the collectives of DDP/FSDP pair up, and the padding adds nothing to the gradient.
-    """
-    if world == 1:
-        return [(b, 1.0) for b in group]
-    mine = [(b, 1.0) for b in group[rank::world]]
-    return mine + [(group[0], 0.0)] * (math.ceil(len(group) / world) - len(mine))
-
-
-def collate(batch: list[dict], config: RunConfig, device: str) -> dict:
-    """Packed (one padding-free row) or padded tensors for one micro-batch.
-
-    Packed rows carry `cu_seq_lens_q/k` (example borders, flash-attention's
-    varlen convention) so attention runs per example rather than over the row.
-    Encoder-decoder items (source ids, target labels) are always padded: see seq2seq_collate.
-    """
-    if batch and batch[0].get("seq2seq"):
-        return seq2seq_collate(batch, device)
-    if config.packing:
-        ids, labels, positions, borders = [], [], [], [0]
-        for e in batch:
-            n = len(e["input_ids"])
-            ids += e["input_ids"]
-            labels += [IGNORE] + e["labels"][1:]  # no loss across example borders
-            positions += range(n)
-            borders.append(borders[-1] + n)
-        cu = torch.tensor(borders, dtype=torch.int32, device=device)
-        cu.example_sizes = [b - a for a, b in zip(borders, borders[1:])]
-        longest = max(b - a for a, b in zip(borders, borders[1:]))
-        return {"input_ids": torch.tensor([ids], device=device),
-                "position_ids": torch.tensor([positions], device=device),
-                "labels": torch.tensor([labels], device=device),
-                "cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
-    width = max(len(e["input_ids"]) for e in batch)
-    pad = lambda seq, v: seq + [v] * (width - len(seq))
-    return {"input_ids": torch.tensor([pad(e["input_ids"], 0) for e in batch], device=device),
-            "attention_mask": torch.tensor([pad([1] * len(e["input_ids"]), 0) for e in batch], device=device),
-            "labels": torch.tensor([pad(e["labels"], IGNORE) for e in batch], device=device)}
-
-
-def trained_count(example: dict) -> int:
-    """Tokens of one example that carry loss: a decoder's first label is never predicted (position t
-    predicts t+1); every target token of an encoder-decoder is (the decoder starts from its start token)."""
-    labels = example["labels"] if example.get("seq2seq") else example["labels"][1:]
-    return sum(1 for label in labels if label != IGNORE)
-
-
-def loss_sum(model, inputs: dict) -> tuple[torch.Tensor, int]:
-    """Sum of token losses and the number of trained tokens, with the head run only where needed."""
-    labels = inputs.pop("labels")
-    targets = labels[:, 1:]
-    keep = targets != IGNORE
-    n = int(keep.sum())
-    if n == 0:
-        return torch.zeros((), device=labels.device, requires_grad=True), 0
-    if labels.shape[0] == 1:
-        positions = keep[0].nonzero().squeeze(1)  # position t predicts token t+1
-        logits = model(**inputs, logits_to_keep=positions, use_cache=False).logits
-        # a view, not `[0]`: select's backward would zero-fill and copy a (kept x vocab) tensor
-        logits = logits.view(-1, logits.shape[-1])
-        loss = F.cross_entropy(logits.float(), targets[0, positions], reduction="sum")
-    else:
-        logits = model(**inputs, use_cache=False).logits[:, :-1]
-        loss = F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum")
-    return loss, n
-
-
-def _optimizer_kind(name: str):
-    """The optimizer class and its extra arguments for a RunConfig `optimizer` name."""
-    if name == "sgd":
-        return torch.optim.SGD, {"momentum": 0.9}
-    if name == "adamw_torch":
-        return torch.optim.AdamW, {}
-    import bitsandbytes as bnb  # noqa: PLC0415 - optional package: only the 8-bit/paged optimizers need it
-
-    return {"adamw_8bit": bnb.optim.AdamW8bit, "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
-            "paged_adamw_32bit": bnb.optim.PagedAdamW32bit}[name], {}
-
-
-def make_optimizer(model, config: RunConfig):
-    """The configured optimizer over the trainable weights; with LoRA+ built by peft's create_loraplus_optimizer.
-
-    LoRA+ (Hayou et al. 2024): B starts at zero and learns slowly at A's rate; a higher rate for B
-    (`loraplus_ratio` x) reaches the same loss in fewer steps. peft groups the weights (B matrices and
-    1-d weights fast, LoRA embeddings at their own rate) and, for the 8-bit kinds, keeps embeddings 32-bit.
-    """
-    kind, extra = _optimizer_kind(config.optimizer)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if kind is torch.optim.AdamW:
-        # One fused kernel over all tensors (CPU and CUDA) instead of a Python loop or foreach chains.
-        fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-        extra = {"fused": True} if fused else {"foreach": True}
-    lr, wd = config.learning_rate, config.weight_decay
-    if config.uses_lora and config.loraplus_ratio > 0:
-        optimizer = create_loraplus_optimizer(model, kind, lr=lr, loraplus_lr_ratio=config.loraplus_ratio,
-                                              loraplus_weight_decay=wd, **extra)
-        # peft always makes its four groups; empty ones would only clutter the scheduler's rates
-        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
-        return optimizer
-    return kind(params, lr=lr, weight_decay=wd, **extra)
-
-
-class Trainer:
+class Trainer(RankSteps):
     """Trains `model` on tokenized examples, writing events to `log`."""
 
     def __init__(self, model, tokenizer, train: list[dict], validation: list[dict], config: RunConfig,
@@ -187,9 +63,7 @@ class Trainer:
                  probe: Callable[[int], None] | None = None, precision: precisions.Decision | None = None,
                  accelerator=None):
         """`accelerator` (accelerate's Accelerator) when this is one rank of a multi-process run (core/train/worker.py)."""
-        self.acc = accelerator
-        self.rank, self.world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-        self.main = self.rank == 0
+        self._join(accelerator)
         # Seeded here, before the job restores a checkpoint's RNG state: seeding in train() threw the restore away.
         torch.manual_seed(config.seed + self.rank)
         self.model = self.raw = model  # `raw`: the model itself; `model`: what trains (accelerate's wrapper)
@@ -219,10 +93,7 @@ class Trainer:
         cast = self.precision.autocast_dtype
         self.autocast = torch.autocast(self.device, dtype=cast) if cast is not None else nullcontext()
         self.scaler = torch.amp.GradScaler(self.device) if self.precision.mode == "fp16" else None
-        if accelerator:  # DDP/FSDP/DeepSpeed wrap the model; accelerate's own scaler handles fp16
-            self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
-            self.params = [p for p in self.model.parameters() if p.requires_grad]
-            self.scaler = None
+        self._prepare()
         self.step = self.saved_step = 0
         self.loss_watch = checkpoints.LossWatch(self.total)
         every = config.eval_steps or max(1, self.total // 5)
@@ -295,64 +166,6 @@ class Trainer:
         window.grad_norm = grad_norm
         return total_loss
 
-    def _stopping(self) -> bool:
-        """The stop flag; with several ranks, set when any rank saw it, so all leave at the same micro-batch."""
-        stop = self.stop_event.is_set()
-        if self.world > 1:
-            stop = self._sum(1.0 if stop else 0.0) > 0
-        return stop
-
-    def _sum(self, value: float) -> float:
-        """`value` summed over the ranks (itself with one process)."""
-        if self.world == 1:
-            return value
-        return float(self.acc.reduce(torch.tensor([float(value)], device=self.acc.device), "sum").item())
-
-    def _sync(self, last: bool):
-        """Gradients are all-reduced on the step's last micro-batch only (accelerate's no_sync before it)."""
-        return self.acc.no_sync(self.model) if self.acc and not last else nullcontext()
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        if self.acc:
-            self.acc.backward(loss)
-        elif self.scaler:
-            self.scaler.scale(loss).backward()
-        else:
-            loss.backward()
-
-    def _wait(self) -> None:
-        if self.world > 1:
-            self.acc.wait_for_everyone()
-
-    def _refuse_non_finite(self, norm) -> None:
-        """A NaN/inf gradient stops the run before the optimizer writes it into the weights."""
-        value = float(norm) if norm is not None else 0.0
-        if not math.isfinite(value):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise TrainingDiverged(self.step + 1, "NaN" if math.isnan(value) else "inf")
-
-    def _clip_and_step(self) -> float:
-        if self.acc:  # accelerate unscales fp16 gradients, and its optimizer steps the scaler
-            norm = self.acc.clip_grad_norm_(self.params, self.config.max_grad_norm or float("inf"))
-            if self.acc.scaler is None:  # fp16's scaler skips an overflowing step by itself
-                self._refuse_non_finite(norm)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            return float(norm) if norm is not None else 0.0
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm or float("inf"))
-        if not self.scaler:  # fp16's scaler skips an overflowing step by itself
-            self._refuse_non_finite(norm)
-        if self.scaler:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return float(norm)
 
     def _after_step(self, epoch: int, window: _Window, start_time: float, start_step: int) -> None:
         if self.step % self.config.logging_steps == 0 or self.step == self.total:

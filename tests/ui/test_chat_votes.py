@@ -8,7 +8,7 @@ from core.infer import votes
 from core.infer.generate import Sampling
 from core.train.job import TrainingJob
 from core.train.manager import JobManager
-from ui import chat_tab, chat_votes
+from ui import chat_answers, chat_votes
 
 ANN, BOB = User("ann"), User("bob")
 SHORT = Sampling(max_new_tokens=4, temperature=0.0)
@@ -21,8 +21,8 @@ def test_two_runs_compared_blind_then_voted_and_scored(tiny_config, runs_root):
         job = TrainingJob(quick.replace(run_name=name, seed=seed)).start()
         assert job.join(120) == "finished", job.snapshot().message
         write_owner(job.dir, ANN)  # ann's runs, as if started from her browser
-    updates = list(chat_tab.answer(manager, "en", "first", "", "Who?", [], SHORT, user=ANN, against="run:second",
-                                   blind=True))
+    updates = list(chat_answers.answer(manager, "en", "first", "", "Who?", [], SHORT, user=ANN, against="run:second",
+                                       blind=True))
     html, turns, note = updates[-1]
     assert 'data-done="1"' in note, note
     turn = turns[-1]
@@ -41,15 +41,15 @@ def test_two_runs_compared_blind_then_voted_and_scored(tiny_config, runs_root):
     fresh = [{**turn, "vote": None}]
     assert "not one of yours" in chat_votes.vote(manager, "en", "A", fresh, BOB)[2]
     assert len(votes.load_votes(runs_root / "first")) == 1
-    refused = list(chat_tab.answer(manager, "en", "first", "", "Who?", [], SHORT, user=BOB, against="run:second"))
+    refused = list(chat_answers.answer(manager, "en", "first", "", "Who?", [], SHORT, user=BOB, against="run:second"))
     assert "not one of yours" in refused[-1][2]
-    same = list(chat_tab.answer(manager, "en", "first", "", "Who?", [], SHORT, user=ANN, against="run:first"))
+    same = list(chat_answers.answer(manager, "en", "first", "", "Who?", [], SHORT, user=ANN, against="run:first"))
     assert "different run" in same[-1][2]
 
 
 def test_votes_need_a_run_and_two_real_answers(runs_root):
     manager = JobManager(runs_root)
-    blind = list(chat_tab.answer(manager, "ko", "", "", "Who?", [], SHORT, user=ANN, blind=True))
+    blind = list(chat_answers.answer(manager, "ko", "", "", "Who?", [], SHORT, user=ANN, blind=True))
     assert "블라인드" in blind[-1][2]
     assert "Ask a question first" in chat_votes.vote(manager, "en", "A", [], ANN)[2]
     noted = [{"question": "q", "run": "", "order": ["base", "tuned"], "answers": {"base": "x"},

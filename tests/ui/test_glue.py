@@ -316,7 +316,7 @@ def test_resume_asks_for_a_resumable_run(tmp_path):
 
 def test_chat_says_plainly_that_training_uses_the_machine():
     from core.infer.generate import Sampling
-    from ui.chat_tab import answer
+    from ui.chat_answers import answer
 
     updates = list(answer(_BusyManager(), "en", "", "", "Who founded it?", [], Sampling()))
     assert len(updates) == 1 and "Run 'other' is training on this machine" in updates[0][2]

@@ -127,7 +127,7 @@ def allowed_tiny(tiny_config, tiny_model_dir, monkeypatch):
 
 @pytest.mark.slow
 def test_each_user_acts_on_their_own_runs_only(allowed_tiny, runs_root):
-    from ui import chat_tab, export_tab
+    from ui import chat_answers, chat_eval, export_tab
 
     identity.configure(Accounts({"ann": hash_password("a"), "bob": hash_password("b")}, admins={"root"}))
     manager = JobManager(runs_root)
@@ -144,15 +144,15 @@ def test_each_user_acts_on_their_own_runs_only(allowed_tiny, runs_root):
     with pytest.raises(AccessDenied):
         identity.own_run(manager, done.name, _request("bob"))  # Export's merge, zip, push, download
     assert identity.own_run(manager, done.name, _request("root")).admin
-    asked = list(chat_tab.answer(manager, "en", done.name, "", "hi", [], Sampling(max_new_tokens=4), user=BOB))
+    asked = list(chat_answers.answer(manager, "en", done.name, "", "hi", [], Sampling(max_new_tokens=4), user=BOB))
     assert "not one of yours" in asked[-1][2]
-    assert "not one of yours" in chat_tab.run_eval(manager, "en", done.name, 1, lambda *a, **k: None, user=BOB)[0]
+    assert "not one of yours" in chat_eval.run_eval(manager, "en", done.name, 1, lambda *a, **k: None, user=BOB)[0]
     assert export_tab._refresh(manager, "en", None, BOB)["choices"] == []
 
     live = manager.start(allowed_tiny.replace(max_steps=100000, eval_steps=100000, save_steps=100000), who=ANN)
     try:
         assert "not one of yours" in act.stop(manager, "en", BOB) and live.running
-        asked = list(chat_tab.answer(manager, "en", "", "", "hi", [], Sampling(max_new_tokens=4), user=ANN))
+        asked = list(chat_answers.answer(manager, "en", "", "", "hi", [], Sampling(max_new_tokens=4), user=ANN))
         assert "is training on this machine" in asked[-1][2]  # chat while training: refused, says which run
         with pytest.raises(Busy, match=f"training of run '{live.name}' by ann"):  # a second app, same runs folder
             JobManager(runs_root).start(allowed_tiny, who=BOB)
@@ -162,12 +162,12 @@ def test_each_user_acts_on_their_own_runs_only(allowed_tiny, runs_root):
 
 
 def test_chat_behind_another_process_is_refused_with_who_holds_it(runs_root):
-    from ui import chat_tab
+    from ui import chat_answers
 
     proc = hold_in_another_process("train", "cli-run")
     try:
-        asked = list(chat_tab.answer(JobManager(runs_root), "en", "", "", "hi", [], Sampling(max_new_tokens=4),
-                                     user=ANN))
+        asked = list(chat_answers.answer(JobManager(runs_root), "en", "", "", "hi", [], Sampling(max_new_tokens=4),
+                                         user=ANN))
         assert "training of run 'cli-run' by cli-user" in asked[-1][2] and f"pid {proc.pid}" in asked[-1][2]
     finally:
         proc.kill()
@@ -175,13 +175,13 @@ def test_chat_behind_another_process_is_refused_with_who_holds_it(runs_root):
 
 
 def test_input_bounds_have_plain_messages(runs_root):
-    from ui import chat_tab
+    from ui import chat_answers
 
     manager, limits = JobManager(runs_root), access.current().limits
 
     def refused(question="hi", system="", max_new=64):
-        asked = list(chat_tab.answer(manager, "en", "", system, question, [], Sampling(max_new_tokens=max_new),
-                                     user=ANN))
+        asked = list(chat_answers.answer(manager, "en", "", system, question, [], Sampling(max_new_tokens=max_new),
+                                         user=ANN))
         return asked[-1][2]
 
     assert f"at most {limits.question_chars}" in refused("x" * (limits.question_chars + 1))

@@ -14,7 +14,7 @@ from core.events import read_events
 from core.plan.checks import check
 from core.runs import summarize
 from core.train import distributed
-from core.train.trainer import micro_batches, shard, steps_per_epoch
+from core.train.batches import micro_batches, shard, steps_per_epoch
 from tests.waiting import wait_for
 
 

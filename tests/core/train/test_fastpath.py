@@ -6,8 +6,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from core.config import RunConfig
 from core.data.tokenize import IGNORE
+from core.train import batches as B
 from core.train import fastpath as FP
-from core.train import trainer as T
+from core.train.optimizers import make_optimizer
 
 
 def _model(dropout=0.0, seed=0):
@@ -38,10 +39,10 @@ def _loss_and_grads(model, inputs, fast: bool):
     model.zero_grad()
     if fast:
         with FP.fast_attention(model), FP.fast_lora(model):
-            loss, n = T.loss_sum(model, inputs)
+            loss, n = B.loss_sum(model, inputs)
             loss.backward()
     else:
-        loss, n = T.loss_sum(model, inputs)
+        loss, n = B.loss_sum(model, inputs)
         loss.backward()
     return loss.item(), n, {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad}
 
@@ -49,8 +50,8 @@ def _loss_and_grads(model, inputs, fast: bool):
 def test_packed_fast_path_matches_padded_stock_path():
     model, examples = _model(), _examples()
     config = RunConfig(batch_size=4)
-    fast = _loss_and_grads(model, T.collate(examples, config, "cpu"), fast=True)
-    stock = _loss_and_grads(model, T.collate(examples, config.replace(packing=False), "cpu"), fast=False)
+    fast = _loss_and_grads(model, B.collate(examples, config, "cpu"), fast=True)
+    stock = _loss_and_grads(model, B.collate(examples, config.replace(packing=False), "cpu"), fast=False)
     assert fast[1] == stock[1]
     assert fast[0] == pytest.approx(stock[0], rel=1e-5)
     for k in stock[2]:
@@ -93,19 +94,19 @@ def test_dropout_mask_keeps_the_right_share():
 
 def test_dropout_training_runs_and_eval_is_deterministic():
     model, examples = _model(dropout=0.2), _examples()
-    inputs = T.collate(examples, RunConfig(batch_size=4), "cpu")
+    inputs = B.collate(examples, RunConfig(batch_size=4), "cpu")
     loss, _, grads = _loss_and_grads(model, dict(inputs), fast=True)
     assert torch.isfinite(torch.tensor(loss)) and all(torch.isfinite(g).all() for g in grads.values())
     model.eval()
     with torch.no_grad(), FP.fast_attention(model), FP.fast_lora(model):
-        first = T.loss_sum(model, dict(inputs))[0]
-        second = T.loss_sum(model, dict(inputs))[0]
+        first = B.loss_sum(model, dict(inputs))[0]
+        second = B.loss_sum(model, dict(inputs))[0]
     assert first.item() == second.item()
 
 
 def test_fused_adamw_on_cpu():
     model = _model()
-    opt = T.make_optimizer(model, RunConfig(optimizer="adamw_torch"))
+    opt = make_optimizer(model, RunConfig(optimizer="adamw_torch"))
     assert opt.defaults.get("fused") is True
 
 
@@ -114,9 +115,9 @@ def test_loraplus_gives_the_b_matrices_a_higher_rate(optimizer):
     if optimizer == "adamw_8bit":
         pytest.importorskip("bitsandbytes")
     model = _model()
-    plain = T.make_optimizer(model, RunConfig(optimizer=optimizer, learning_rate=1e-3))
+    plain = make_optimizer(model, RunConfig(optimizer=optimizer, learning_rate=1e-3))
     assert [g["lr"] for g in plain.param_groups] == [1e-3]
-    opt = T.make_optimizer(model, RunConfig(optimizer=optimizer, learning_rate=1e-3, loraplus_ratio=8))
+    opt = make_optimizer(model, RunConfig(optimizer=optimizer, learning_rate=1e-3, loraplus_ratio=8))
     slow, fast = opt.param_groups  # peft's create_loraplus_optimizer, its empty groups dropped
     names = {id(p): n for n, p in model.named_parameters()}
     assert slow["lr"] == 1e-3 and fast["lr"] == pytest.approx(8e-3)
@@ -142,7 +143,7 @@ def test_loraplus_is_refused_out_of_range():
 
 def test_lora_kernel_under_autocast_matches_peft():
     model, examples = _model(), _examples()
-    inputs = T.collate(examples, RunConfig(batch_size=4), "cpu")
+    inputs = B.collate(examples, RunConfig(batch_size=4), "cpu")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fast = _loss_and_grads(model, dict(inputs), fast=True)
         stock = _loss_and_grads(model, dict(inputs), fast=False)

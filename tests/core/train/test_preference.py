@@ -10,7 +10,7 @@ from core.errors import DataError
 from core.events import read_events
 from core.infer import votes
 from core.runs import summarize
-from core.train import preference
+from core.train import dpo, preference
 from core.train.job import TrainingJob
 from tests.waiting import wait_for
 
@@ -89,10 +89,10 @@ def test_packed_and_padded_log_probs_agree(tiny_model_dir, tokenizer):
     config = RunConfig(objective="dpo")
     items, _ = encode_pairs(load_pairs(RunConfig(dataset="x", objective="dpo"), rows=PLAIN[:3])[0], tokenizer, config)
     with torch.no_grad(), fast_attention(model):
-        packed = preference.sequence_logps(model, items, config, "cpu")
-        padded = preference.sequence_logps(model, items, config.replace(packing=False), "cpu")
+        packed = dpo.sequence_logps(model, items, config, "cpu")
+        padded = dpo.sequence_logps(model, items, config.replace(packing=False), "cpu")
     assert packed.shape == (6,) and torch.allclose(packed, padded, atol=1e-3)
-    losses, margins = preference.dpo_loss(packed, packed, 0.1)  # policy == reference: loss log(2), margin 0
+    losses, margins = dpo.dpo_loss(packed, packed, 0.1)  # policy == reference: loss log(2), margin 0
     assert torch.allclose(losses, torch.full((3,), 0.6931), atol=1e-4) and not margins.any()
 
 
@@ -103,14 +103,14 @@ def test_the_sft_weight_adds_the_chosen_answers_mean_nll(tiny_model_dir, tokeniz
     config = RunConfig(objective="dpo", packing=False)
     items, _ = encode_pairs(load_pairs(RunConfig(dataset="x", objective="dpo"), rows=PLAIN[:3])[0], tokenizer, config)
     with torch.no_grad():
-        logps = preference.sequence_logps(model, items, config, "cpu")
+        logps = dpo.sequence_logps(model, items, config, "cpu")
         # the model's own mean token loss on each chosen side alone: what the SFT term must add
         nll = torch.stack([model(input_ids=torch.tensor([p["input_ids"][: p["split"]]]),
                                  labels=torch.tensor([p["labels"][: p["split"]]])).loss for p in items])
     reference = logps + torch.tensor([0.5, -0.5] * 3)  # some margin, so DPO's own part is not trivial
-    pure, margins = preference.dpo_loss(logps, reference, 0.1)
-    assert torch.equal(preference.dpo_loss(logps, reference, 0.1, 0.0, preference.chosen_tokens(items))[0], pure)
-    mixed, same = preference.dpo_loss(logps, reference, 0.1, 2.5, preference.chosen_tokens(items))
+    pure, margins = dpo.dpo_loss(logps, reference, 0.1)
+    assert torch.equal(dpo.dpo_loss(logps, reference, 0.1, 0.0, dpo.chosen_tokens(items))[0], pure)
+    mixed, same = dpo.dpo_loss(logps, reference, 0.1, 2.5, dpo.chosen_tokens(items))
     assert torch.allclose(mixed - pure, 2.5 * nll, atol=1e-4) and torch.equal(margins, same)
     assert (mixed > pure).all()
 

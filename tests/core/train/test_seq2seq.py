@@ -21,8 +21,8 @@ from core.plan.memory import _lora_targets, estimate
 from core.plan.model_shape import shape_of
 from core.plan.targets import target_problems
 from core.train import checkpoints
+from core.train.batches import collate, trained_count
 from core.train.job import TrainingJob
-from core.train.trainer import collate, trained_count
 from tests.paths import ROOT
 
 # 64 wide, not 32: bitsandbytes' CPU 4-bit kernel needs each layer's input to hold a 64-weight block
