@@ -59,7 +59,7 @@ def matmul_gflops(n: int = 1024, rounds: int = 7) -> dict[str, float]:
     import torch
 
     from core import hardware
-    from core.plan.precision import time_modes
+    from core.plan.probe import time_modes
     hardware.tune_cpu_threads()
     a32, b32 = torch.randn(n, n), torch.randn(n, n)
     a16, b16 = a32.bfloat16(), b32.bfloat16()

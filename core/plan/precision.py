@@ -15,11 +15,10 @@ slower. So `precision: auto` is decided by a probe:
                  gradients and the optimizer state (peft keeps adapters in fp32)
   fp16           (explicit only) fp16 autocast with a gradient scaler
 
-The probe times the model's own layer shapes (every linear of one decoder
-layer, forward and backward, with LoRA) in each way, interleaved and repeated
-(median), so a load that moves while measuring hits every way alike; it costs
-~0.5-3 s and its result is cached on disk per CPU model (or GPU name), core
-count, layer shape and torch version. A lower precision is picked only when it
+The probe (core/plan/probe.py's `mode_speeds`) times the model's own layer
+shapes in each way, interleaved and repeated (median); it costs ~0.5-3 s and
+its result is cached here, on disk, per CPU model (or GPU name), core count,
+layer shape and torch version. A lower precision is picked only when it
 is at least MARGIN faster than the device's default (fp32 on CPU, bf16 weights
 on a GPU: its memory), so noise never flips a run to a less precise mode.
 
@@ -30,20 +29,15 @@ UNUSABLE times slower than fp32, or fails), with the measured reason.
 """
 from __future__ import annotations
 
-import functools
 import json
-import statistics
-import time
-from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from core import hardware, home
 from core.config import RunConfig
 from core.messages import Msg, msg
+from core.plan import probe as probes
 from core.plan.model_shape import Shape, read_model_config, shape_of
 
 MODES = ("fp32", "bf16-autocast", "bf16-weights", "fp16")
@@ -51,10 +45,6 @@ LABELS = {"fp32": "fp32", "bf16-autocast": "bf16 autocast", "bf16-weights": "bf1
 MARGIN = 1.10          # a lower precision must be this much faster than the default to be picked
 UNUSABLE = 4.0         # an explicit bf16/fp16 more than this many times slower than fp32: refused
 SMALL_MODEL = 10_000_000  # parameters: below this, per-op overheads dominate and fp32 is kept unmeasured
-ROUNDS = 5
-MIN_ROUNDS = 3
-PROBE_BUDGET_S = 1.5   # the timed part of the probe, roughly (the first build/warm-up comes on top)
-PROBE_FLOPS = 6e9      # work of one probe call (~30 ms on 2 idle cores; ~280 tokens of the embedded model)
 CACHE_VERSION = 2  # 2: bf16 weights keep the residual stream fp32
 
 
@@ -90,110 +80,6 @@ class Decision:
     @property
     def label(self) -> str:
         return LABELS[self.mode]
-
-
-# -- the probe -------------------------------------------------------------------
-def _device() -> str:
-    return "cuda" if hardware.device_type() == "cuda" else "cpu"
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _workload(mode: str, shape: Shape, tokens: int, device: str, lora: bool, r: int = 8) -> Callable[[], None]:
-    """One decoder layer's linears, forward and backward, trained the way `mode` trains them."""
-    g = torch.Generator().manual_seed(0)
-    base_dtype = {"bf16-weights": torch.bfloat16, "fp16": torch.float16}.get(mode, torch.float32)
-    if mode == "fp16" and device == "cpu":
-        base_dtype = torch.float32  # fp16 on CPU: autocast over fp32 weights
-    act = base_dtype if device == "cuda" else torch.float32  # CPU: the residual stream stays fp32
-    layers = []
-    for n_in, n_out in shape.linear_shapes():
-        w = (torch.randn(n_out, n_in, generator=g) * n_in ** -0.5).to(device=device, dtype=base_dtype)
-        a = (torch.randn(r, n_in, generator=g) * 0.01).to(device).requires_grad_(lora)
-        b = torch.zeros(n_out, r, device=device).requires_grad_(lora)
-        x = torch.randn(tokens, n_in, generator=g).to(device=device, dtype=act).requires_grad_(True)
-        layers.append((w, a, b, x))
-    cast = {"bf16-autocast": torch.bfloat16, "bf16-weights": torch.bfloat16, "fp16": torch.float16}.get(mode)
-    context = (lambda: torch.autocast(device, dtype=cast)) if cast else nullcontext
-
-    def run() -> None:
-        with context():
-            total = None
-            for w, a, b, x in layers:
-                y = F.linear(x, w)
-                if lora:  # fp32 adapters (the engine's fast path casts the input to them)
-                    y = y + F.linear(F.linear(x.to(a.dtype) if not cast else x, a), b).to(y.dtype)
-                y = F.silu(y)
-                part = y.float().square().mean()
-                total = part if total is None else total + part
-        total.backward()
-        for _, a, b, x in layers:
-            x.grad = a.grad = b.grad = None
-    return run
-
-
-def time_modes(workloads: dict[str, Callable[[], None]], rounds: int = ROUNDS,
-               device: str = "cpu", budget_s: float | None = None) -> dict[str, list[float]]:
-    """Seconds per call of each (warmed-up) workload, over interleaved rounds: the timing boundary.
-
-    With `budget_s`, stops after MIN_ROUNDS once that much time has passed (a busy machine).
-    """
-    times: dict[str, list[float]] = {mode: [] for mode in workloads}
-    began = time.perf_counter()
-    for round_ in range(rounds):
-        for mode, run in workloads.items():
-            _sync(device)
-            start = time.perf_counter()
-            run()
-            _sync(device)
-            times[mode].append(time.perf_counter() - start)
-        if budget_s is not None and round_ + 1 >= MIN_ROUNDS and time.perf_counter() - began > budget_s:
-            break
-    return times
-
-
-def _probe_tokens(shape: Shape) -> int:
-    """Tokens per probe call: a micro-batch's worth (512), fewer for big layers so the probe stays short."""
-    per_token = 6 * shape.layer_linear_params
-    return int(max(16, min(512, PROBE_FLOPS / per_token)))
-
-
-def _build(modes, shape: Shape, tokens: int, device: str, lora: bool) -> dict[str, Callable[[], None]]:
-    """The workloads of the modes this device can run, each run once (its warm-up and its check)."""
-    workloads = {}
-    for mode in modes:
-        try:
-            run = _workload(mode, shape, tokens, device, lora)
-            start = time.perf_counter()
-            run()
-            run.seconds = time.perf_counter() - start
-            workloads[mode] = run
-        except (RuntimeError, TypeError, NotImplementedError):
-            continue  # this device has no kernel for it: not a candidate
-    return workloads
-
-
-def probe(shape: Shape, modes: tuple[str, ...], lora: bool = True) -> dict[str, float]:
-    """Speed of each mode relative to fp32 on this device (median of interleaved rounds); fp32 is 1.0.
-
-    A mode that fails to run (no kernel for it here) is left out. On a busy
-    machine the calls are shrunk (fewer tokens) so the whole probe stays near
-    PROBE_BUDGET_S: ratios of the same shapes are what is compared.
-    """
-    device = _device()
-    tokens = _probe_tokens(shape)
-    order = ("fp32",) + tuple(m for m in modes if m != "fp32")
-    workloads = _build(order, shape, tokens, device, lora)
-    first = getattr(workloads.get("fp32"), "seconds", 0.0)
-    per_call = PROBE_BUDGET_S / (len(workloads) * (ROUNDS + 1))
-    if first > 2 * per_call and tokens > 16:  # busy or slow: smaller calls, same shapes
-        workloads = _build(order, shape, max(16, int(tokens * per_call / first)), device, lora)
-    times = time_modes(workloads, device=device, budget_s=PROBE_BUDGET_S)
-    medians = {mode: statistics.median(t) for mode, t in times.items() if t}
-    return {mode: medians["fp32"] / t for mode, t in medians.items() if t > 0}
 
 
 # -- the cache -------------------------------------------------------------------
@@ -233,7 +119,7 @@ def _write_cache(key: str, speed: dict) -> None:
 
 
 def measured_speed(shape: Shape, modes: tuple[str, ...], lora: bool = True) -> dict[str, float]:
-    """`probe`, from the disk cache when this machine, thread count and layer shape were measured before.
+    """The probe's `mode_speeds`, from the disk cache when this machine, thread count and layer shape were measured.
 
     The key holds the cores a run trains on; while probing, the thread count is tuned to the machine's
     load (as the trainer does), so a busy machine times its cores, not descheduled OpenMP threads.
@@ -246,7 +132,7 @@ def measured_speed(shape: Shape, modes: tuple[str, ...], lora: bool = True) -> d
     try:
         if hardware.device_type() == "cpu":
             hardware.tune_cpu_threads()
-        speed = {mode: round(v, 3) for mode, v in probe(shape, modes, lora).items()}
+        speed = {mode: round(v, 3) for mode, v in probes.mode_speeds(shape, modes, lora).items()}
     finally:
         torch.set_num_threads(before)
     _write_cache(key, speed)
@@ -400,21 +286,6 @@ def for_model(model, config: RunConfig) -> Decision:
 
 
 # -- can this device run it at all ------------------------------------------------------
-@functools.lru_cache(maxsize=4)
-def _generic_speed(precision: str) -> float | None:
-    """A matmul in `precision` relative to fp32 on this device (None when it cannot run): 20-100 ms."""
-    device = _device()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    g = torch.Generator().manual_seed(0)
-    a32, b32 = torch.randn(256, 576, generator=g).to(device), torch.randn(576, 1536, generator=g).to(device)
-    try:
-        a16, b16 = a32.to(dtype), b32.to(dtype)
-        times = time_modes({"fp32": lambda: a32 @ b32, precision: lambda: a16 @ b16}, rounds=7, device=device)
-    except (RuntimeError, TypeError, NotImplementedError):
-        return None
-    return statistics.median(times["fp32"]) / statistics.median(times[precision])
-
-
 def capability(precision: str) -> Msg | None:
     """Why this device can't train in an explicit `precision`, with the measured figure; None when it can."""
     if precision not in ("bf16", "fp16"):
@@ -423,7 +294,7 @@ def capability(precision: str) -> Msg | None:
         return msg("plan.no_bf16") if precision == "bf16" and not hardware.cuda_bf16() else None
     if hardware.device_type() != "cpu":
         return None
-    speed = _generic_speed(precision)
+    speed = probes.generic_speed(precision)
     if speed is None:
         return msg("precision.cpu_cannot_run", precision=precision, cpu=hardware.cpu_model_name())
     if speed < 1 / UNUSABLE:

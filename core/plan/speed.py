@@ -1,8 +1,9 @@
 """Time per epoch, estimated before Start: FLOPs per token over the device's measured speed.
 
 Time per epoch = tokens x FLOPs per token / (device FLOP/s x efficiency). The
-device's matmul speed is measured once per process (0.1 s); the efficiencies
-were fitted on TuneLab's engine (core/train/trainer.py). On a CPU the speed is
+device's matmul speed is measured by core/plan/probe.py (best of several short
+rounds, ~0.1 s, kept per process for 5 minutes); the efficiencies were fitted
+on TuneLab's engine (core/train/trainer.py). On a CPU the speed is
 measured in fp32, so a run that trains in bf16 (core/plan/precision.py measured it
 faster here) is scaled by that measured speed-up; a GPU's speed is measured in its
 half precision already. core/plan/memory.py shows the result next to the memory
@@ -10,13 +11,10 @@ estimate, core/plan/cost.py turns it into the whole run's time and cost.
 """
 from __future__ import annotations
 
-import time
-
-import torch
-
 from core import hardware
 from core.config import RunConfig
 from core.plan import precision as precisions
+from core.plan import probe as probes
 from core.plan.model_shape import Shape
 
 # Share of the measured matmul speed a training step reaches on a CPU: bench.throughput on the idle 2-core
@@ -38,47 +36,10 @@ def flops_per_token(config: RunConfig, s: Shape, share: float, seq: int) -> floa
     return forward + backward + recompute
 
 
-_FLOPS: dict = {}
-
-
 def device_flops(device: str = "cpu") -> float:
-    """Measured matmul FLOP/s of this device in its training precision (re-measured after 5 minutes).
-
-    On CPU each thread count the trainer may pick is tried (busy cores make fewer
-    threads faster, see core/hardware.py) and the best is kept; the calling
-    thread's own setting is restored.
-    """
-    cached = _FLOPS.get(device)
-    if cached and time.time() - cached[0] < 300:
-        return cached[1]
-    if device == "cuda" and torch.cuda.is_available():
-        dtype, n, threads = (torch.bfloat16 if hardware.cuda_bf16() else torch.float16), 4096, [None]
-    else:
-        device, dtype, n = "cpu", torch.float32, 384
-        threads = hardware._thread_candidates(hardware.cpu_cores())
-    before = torch.get_num_threads()
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    try:
-        for count in threads:
-            if count:
-                torch.set_num_threads(count)
-            a @ b
-            for _ in range(2):
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                for _ in range(3):
-                    a @ b
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                best = min(best, (time.perf_counter() - start) / 3)
-    finally:
-        torch.set_num_threads(before)
-    flops = 2 * n ** 3 / best
-    _FLOPS[device] = (time.time(), flops)
-    return flops
+    """This device's measured matmul FLOP/s in its training precision: core/plan/probe.py's `matmul_flops`
+    (the best of several short rounds, kept per process for 5 minutes)."""
+    return probes.matmul_flops(device)
 
 
 def seconds_per_epoch(config: RunConfig, s: Shape, device: str, n_tokens: int | None,

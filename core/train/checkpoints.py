@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 from pathlib import Path
 
 import torch
@@ -82,6 +83,7 @@ class LossWatch:
     """
 
     WITHIN = 5          # logged points the fall is measured over
+    PERSIST = 3         # the fall must hold for this many logged points in a row
     FACTOR = 10.0       # "an order of magnitude"
     NEAR_ZERO = 0.01
 
@@ -91,17 +93,27 @@ class LossWatch:
         self.val_losses: list[float] = []
         self.warned = False
 
+    def _fell(self, step: int) -> bool:
+        # one batch of short, already-learned answers can score 10x below its neighbours (the built-in
+        # demo's mixed English/Korean batches: 1.17 then 0.085); a fault keeps the loss down, so the whole
+        # latest stretch must sit an order of magnitude below the typical (median) loss before it
+        if len(self.recent) <= self.PERSIST or step < max(10, self.total // 20):
+            return False
+        before = statistics.median(x for _, x in self.recent[:-self.PERSIST])
+        return before > 0.1 and max(x for _, x in self.recent[-self.PERSIST:]) < before / self.FACTOR
+
     def check(self, step: int, loss: float, log) -> bool:
         """Record one logged loss; writes one warning notice the first time a collapse is seen."""
-        self.recent = (self.recent + [(step, loss)])[-(self.WITHIN + 1):]
+        self.recent = (self.recent + [(step, loss)])[-(self.WITHIN + self.PERSIST):]
         if self.warned or len(self.recent) < 2:
             return False
         first_step, before = self.recent[0]
-        fell = before > 0.1 and loss < before / self.FACTOR and step >= max(10, self.total // 20)
         vals = self.val_losses
         overfit = loss < self.NEAR_ZERO and len(vals) >= 2 and vals[-1] > vals[-2]
-        if not (fell or overfit):
+        if not (overfit or self._fell(step)):
             return False
+        if not overfit:
+            before = statistics.median(x for _, x in self.recent[:-self.PERSIST])
         self.warned = True
         log.append("notice", warning=True, **event_fields(msg(
             "train.loss_collapse", before=f"{before:.3f}", after=f"{loss:.4f}", steps=step - first_step, step=step)))

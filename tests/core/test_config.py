@@ -85,15 +85,15 @@ def test_bad_config_files_explain(tmp_path):
 def test_bf16_refused_on_a_cpu_only_where_it_measures_unusable(monkeypatch):
     import torch
 
-    from core.plan import precision
+    from core.plan import probe
     if torch.cuda.is_available():
         pytest.skip("CPU-only check")
-    precision._generic_speed.cache_clear()
+    probe.generic_speed.cache_clear()
     # the timing boundary only: bf16 measured 50x slower than fp32, as on CPUs without bf16 kernels
-    monkeypatch.setattr(precision, "time_modes", lambda w, rounds=7, device="cpu", budget_s=None:
+    monkeypatch.setattr(probe, "time_modes", lambda w, rounds=7, device="cpu", budget_s=None:
                         {m: [0.5 if m != "fp32" else 0.01] * rounds for m in w})
     problems = check(RunConfig(precision="bf16"))
-    precision._generic_speed.cache_clear()
+    probe.generic_speed.cache_clear()
     assert any("50x slower than fp32" in p and "auto" in p for p in problems)
     assert all(HANGUL.search(localize(p, "ko")) for p in problems)
 

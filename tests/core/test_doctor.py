@@ -244,12 +244,12 @@ def test_a_sudden_loss_collapse_is_flagged_in_both_languages(tmp_path):
     from core.train.checkpoints import LossWatch
 
     log, watch = EventLog(tmp_path / "events.jsonl"), LossWatch(total_steps=100)
-    for step, loss in ((10, 2.1), (11, 2.0), (12, 1.9), (13, 0.05)):
+    for step, loss in ((10, 2.1), (11, 2.0), (12, 1.9), (13, 0.05), (14, 0.04), (15, 0.05)):
         watch.check(step, loss, log)
     warning = summarize(tmp_path).warnings[-1]
     en, ko = localize(warning, "en"), localize(warning, "ko")
-    assert "from 2.100 to 0.0500" in en and "bitsandbytes" in en and "learning rate" in en
-    assert HANGUL.search(ko) and "2.100" in ko and "학습률" in ko and "learning rate" not in ko
+    assert "from 2.000 to 0.0500" in en and "bitsandbytes" in en and "learning rate" in en
+    assert HANGUL.search(ko) and "2.000" in ko and "학습률" in ko and "learning rate" not in ko
 
 
 def test_a_run_out_of_memory_names_its_settings_and_the_planner_estimate(tiny_config, monkeypatch):
