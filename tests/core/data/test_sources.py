@@ -11,7 +11,7 @@ from tests.core.data.helpers import cfg, write_jsonl
 
 @pytest.mark.parametrize("name,rows", [("messages.jsonl", 4), ("sharegpt.json", 3), ("alpaca.json", 3),
                                        ("qa_korean.csv", 3), ("qa.tsv", 2), ("qa_bom.csv", 2), ("qa.parquet", 2),
-                                       ("pretrain.txt", 3), ("builtin:demo", 369)])
+                                       ("pretrain.txt", 3), ("builtin:demo", 789)])
 def test_every_file_type_loads(name, rows):
     loaded = load_rows(cfg(name))
     assert len(loaded) == rows and all(isinstance(r, dict) for r in loaded)
@@ -44,7 +44,7 @@ def test_a_single_conversation_json_is_not_unwrapped(tmp_path):
 
 
 def test_split_slice_on_a_file():
-    assert len(load_rows(cfg("builtin:demo"))) == 369
+    assert len(load_rows(cfg("builtin:demo"))) == 789
     assert len(load_rows(cfg("messages.jsonl", dataset_split="train[:50%]"))) == 2
     assert len(load_rows(cfg("messages.jsonl", dataset_split="train[:1]"))) == 1
 

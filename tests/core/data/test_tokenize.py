@@ -66,8 +66,8 @@ def test_nothing_to_learn_is_refused_with_the_reason(data_tokenizer):
 
 def test_validation_split_is_tokenized_too(data_tokenizer):
     data = prepare(cfg("builtin:demo", validation_share=0.1), data_tokenizer)
-    assert len(data.validation) == 36 and len(data.train) == 333
-    assert data.stats["validation_examples"] == 36 and data.stats["packing"] is True
+    assert len(data.validation) == 78 and len(data.train) == 711
+    assert data.stats["validation_examples"] == 78 and data.stats["packing"] is True
 
 
 def test_templates_without_a_system_role_get_it_folded_into_the_question(data_tokenizer):
