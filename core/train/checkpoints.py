@@ -76,7 +76,7 @@ def data_fingerprint(train: list[dict], validation: list[dict]) -> str:
 class LossWatch:
     """Flags a sudden collapse of the training loss (a warning, not a stop).
 
-    A fall by more than 10x within a few logged steps, or a loss near zero while the
+    A fall by more than 10x that holds for a few logged steps, or a loss near zero while the
     validation loss rises, is far more often a fault (a broken kernel, duplicated
     answers, a learning rate far too high) than learning: users lost 16-hour QLoRA
     runs to such a drop that a bitsandbytes upgrade cured.
@@ -93,27 +93,28 @@ class LossWatch:
         self.val_losses: list[float] = []
         self.warned = False
 
-    def _fell(self, step: int) -> bool:
+    def _fallen_from(self, step: int) -> float | None:
+        """The typical loss before the latest stretch when that whole stretch sits 10x below it, else None."""
         # one batch of short, already-learned answers can score 10x below its neighbours (the built-in
         # demo's mixed English/Korean batches: 1.17 then 0.085); a fault keeps the loss down, so the whole
-        # latest stretch must sit an order of magnitude below the typical (median) loss before it
+        # latest stretch must sit an order of magnitude below the median loss before it
         if len(self.recent) <= self.PERSIST or step < max(10, self.total // 20):
-            return False
+            return None
         before = statistics.median(x for _, x in self.recent[:-self.PERSIST])
-        return before > 0.1 and max(x for _, x in self.recent[-self.PERSIST:]) < before / self.FACTOR
+        latest = max(x for _, x in self.recent[-self.PERSIST:])
+        return before if before > 0.1 and latest < before / self.FACTOR else None
 
     def check(self, step: int, loss: float, log) -> bool:
         """Record one logged loss; writes one warning notice the first time a collapse is seen."""
         self.recent = (self.recent + [(step, loss)])[-(self.WITHIN + self.PERSIST):]
         if self.warned or len(self.recent) < 2:
             return False
-        first_step, before = self.recent[0]
+        first_step, first_loss = self.recent[0]
         vals = self.val_losses
         overfit = loss < self.NEAR_ZERO and len(vals) >= 2 and vals[-1] > vals[-2]
-        if not (overfit or self._fell(step)):
+        before = first_loss if overfit else self._fallen_from(step)
+        if before is None:
             return False
-        if not overfit:
-            before = statistics.median(x for _, x in self.recent[:-self.PERSIST])
         self.warned = True
         log.append("notice", warning=True, **event_fields(msg(
             "train.loss_collapse", before=f"{before:.3f}", after=f"{loss:.4f}", steps=step - first_step, step=step)))
